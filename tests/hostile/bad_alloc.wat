@@ -1,0 +1,44 @@
+;; bad_alloc: alloc answers 0xFFFFFFF0 whatever the size, so the host's
+;; input copy would land outside memory. greet itself is correct (it uses a
+;; private allocator).
+(module
+  (memory (export "memory") 1)
+  ;; Bump allocator (never frees, grows memory on demand, 0 on failure).
+  (global $heap (mut i32) (i32.const 1024))
+  (func $alloc (param $len i32) (result i32)
+    (local $p i32) (local $end i32) (local $top i32)
+    (local.set $p (global.get $heap))
+    (local.set $end
+      (i32.and (i32.add (i32.add (local.get $p) (local.get $len)) (i32.const 7))
+               (i32.const -8)))
+    (if (i32.lt_u (local.get $end) (local.get $p)) (then (return (i32.const 0))))
+    (local.set $top (i32.shl (memory.size) (i32.const 16)))
+    (if (i32.gt_u (local.get $end) (local.get $top))
+      (then
+        (if (i32.eq
+              (memory.grow
+                (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $top))
+                                    (i32.const 65535))
+                           (i32.const 16)))
+              (i32.const -1))
+          (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
+    (local.get $p))
+  (func $dealloc (export "dealloc") (param $ptr i32) (param $len i32))
+  ;; A correct packed greet: "Hello World, NAME!".
+  (data (i32.const 16) "Hello World, ")
+  (func $greet (export "greet") (param $ptr i32) (param $len i32) (result i64)
+    (local $out i32) (local $n i32)
+    (local.set $n (i32.add (local.get $len) (i32.const 14)))
+    (local.set $out (call $alloc (local.get $n)))
+    (if (i32.eqz (local.get $out)) (then (return (i64.const 0))))
+    (memory.copy (local.get $out) (i32.const 16) (i32.const 13))
+    (memory.copy (i32.add (local.get $out) (i32.const 13)) (local.get $ptr) (local.get $len))
+    (i32.store8 (i32.add (local.get $out) (i32.add (local.get $len) (i32.const 13)))
+                (i32.const 33))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (local.get $n))))
+
+  (func $bad_alloc (export "alloc") (param $len i32) (result i32)
+    (i32.const 0xFFFFFFF0))
+)

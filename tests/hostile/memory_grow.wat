@@ -1,0 +1,35 @@
+;; memory_grow: greet grows memory by 16 pages (1 MiB) at a time until
+;; memory.grow answers -1 (the host's memory limit), then aborts with
+;; `unreachable`, like a Rust program whose allocation failed.
+(module
+  (memory (export "memory") 1)
+  ;; Bump allocator (never frees, grows memory on demand, 0 on failure).
+  (global $heap (mut i32) (i32.const 1024))
+  (func $alloc (export "alloc") (param $len i32) (result i32)
+    (local $p i32) (local $end i32) (local $top i32)
+    (local.set $p (global.get $heap))
+    (local.set $end
+      (i32.and (i32.add (i32.add (local.get $p) (local.get $len)) (i32.const 7))
+               (i32.const -8)))
+    (if (i32.lt_u (local.get $end) (local.get $p)) (then (return (i32.const 0))))
+    (local.set $top (i32.shl (memory.size) (i32.const 16)))
+    (if (i32.gt_u (local.get $end) (local.get $top))
+      (then
+        (if (i32.eq
+              (memory.grow
+                (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $top))
+                                    (i32.const 65535))
+                           (i32.const 16)))
+              (i32.const -1))
+          (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
+    (local.get $p))
+  (func $dealloc (export "dealloc") (param $ptr i32) (param $len i32))
+
+  (func $greet (export "greet") (param $ptr i32) (param $len i32) (result i64)
+    (loop $more
+      (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1))
+        (then unreachable))
+      (br $more))
+    unreachable)
+)
