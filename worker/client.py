@@ -1,0 +1,164 @@
+"""The producer API: submit one call, or map a function over many inputs in chunked messages.
+
+Everything a producer can get wrong (unknown module or function, limits above the module's maximum,
+non-text input) is refused here, before anything is enqueued.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from celery import Celery
+from celery.result import AsyncResult, ResultSet
+from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from .app import make_app
+from .catalog import ModuleCatalog
+from .config import Settings, get_settings
+from .constants import CALL_MANY_TASK, CALL_TASK
+from .errors import BrokerUnavailable, InvalidInput, JobTimeout, WasmqError
+from .manifest import Limits
+from .outcome import Outcome, to_error
+
+Progress = Callable[[int, int], None]
+
+
+class Job:
+    """A submitted call; `get` waits for its output or raises its typed error."""
+
+    def __init__(self, result: AsyncResult) -> None:
+        self.result = result
+
+    @property
+    def id(self) -> str:
+        return str(self.result.id)
+
+    def outcome(self, timeout: float | None = None) -> Outcome:
+        try:
+            value = self.result.get(timeout=timeout, propagate=False)
+        except TimeoutError:
+            raise JobTimeout(f"job {self.id} did not finish within {timeout} s") from None
+        except (OperationalError, RedisConnectionError) as exc:
+            raise BrokerUnavailable(f"result backend unreachable: {exc}") from None
+        if self.result.successful() and isinstance(value, dict):
+            meta = {k: value.get(k) for k in ("worker", "attempt", "job_id", "module")}
+            return Outcome(ok=True, output=value.get("output"), usage=value.get("usage") or {}, meta=meta)
+        return Outcome.failed(to_error(value))
+
+    def get(self, timeout: float | None = None) -> str:
+        outcome = self.outcome(timeout)
+        if outcome.error is not None:
+            raise outcome.error
+        return str(outcome.output)
+
+
+class Client:
+    """Sends jobs to the queue named in `settings`; one per producer process."""
+
+    def __init__(self, settings: Settings | None = None, *, catalog: ModuleCatalog | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.catalog = catalog or ModuleCatalog.from_manifests(self.settings.manifests)
+        self.app: Celery = make_app(self.settings)
+
+    def close(self) -> None:
+        self.app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check(self, module: str, function: str, limits: dict[str, Any] | None) -> Limits:
+        """Resolve the module and function and the effective limits, or raise the typed error."""
+        spec = self.catalog.resolve(module)
+        spec.function(function)
+        return spec.limits.narrowed(limits)
+
+    def _options(self, lim: Limits, items: int) -> dict[str, Any]:
+        # Celery's limits are a backstop above the epoch deadline: a chunk may run its batch call and then
+        # every item alone, so allow (items + 1) deadlines, plus a margin.
+        budget = lim.timeout_ms / 1000.0 * (items + 1)
+        hard = math.ceil(budget + self.settings.time_limit_margin_s)
+        if hard >= self.settings.visibility_timeout_s:
+            raise InvalidInput(
+                f"{items} inputs at {lim.timeout_ms} ms each need a {hard} s time limit, above the broker's "
+                f"visibility timeout of {self.settings.visibility_timeout_s} s: use smaller chunks"
+            )
+        soft = math.ceil(budget + self.settings.time_limit_margin_s / 2)
+        return {"time_limit": hard, "soft_time_limit": soft, "queue": self.settings.queue}
+
+    def _send(self, name: str, args: list[Any], options: dict[str, Any]) -> AsyncResult:
+        try:
+            return self.app.send_task(name, args=args, **options)
+        except (OperationalError, RedisConnectionError) as exc:
+            raise BrokerUnavailable(f"broker unreachable at {self.settings.broker}: {exc}") from None
+
+    def submit(self, module: str, function: str, input: str, **limits: int) -> Job:
+        """Enqueue one call; limits (fuel, timeout_ms, memory_mb, ...) may only lower the module's."""
+        lim = self.check(module, function, limits)
+        if not isinstance(input, str):
+            raise InvalidInput(f"input must be a string, not {type(input).__name__}")
+        return Job(self._send(CALL_TASK, [module, function, input, limits or None], self._options(lim, 1)))
+
+    def map(
+        self,
+        module: str,
+        function: str,
+        inputs: Sequence[str],
+        *,
+        chunk_size: int | None = None,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+        **limits: int,
+    ) -> list[Outcome]:
+        """Run `function` over `inputs` in chunks of `chunk_size` per message; outcomes in input order."""
+        lim = self.check(module, function, limits)
+        size = chunk_size or self.settings.chunk_size
+        if size <= 0:
+            raise InvalidInput(f"chunk_size must be positive, not {size}")
+        for index, item in enumerate(inputs):
+            if not isinstance(item, str):
+                raise InvalidInput(f"input {index} must be a string, not {type(item).__name__}")
+        starts = list(range(0, len(inputs), size))
+        options = self._options(lim, min(size, len(inputs)) if inputs else 1)
+        sent = [
+            self._send(CALL_MANY_TASK, [module, function, list(inputs[s : s + size]), limits or None], options)
+            for s in starts
+        ]
+        start_of = {r.id: s for r, s in zip(sent, starts)}
+        outcomes: list[Outcome | None] = [None] * len(inputs)
+        done = 0
+        if progress:
+            progress(0, len(inputs))
+
+        def collect(task_id: str, value: Any) -> None:
+            nonlocal done
+            first = start_of[task_id]
+            count = min(size, len(inputs) - first)
+            entries = value.get("results") if isinstance(value, dict) else None
+            if isinstance(entries, list) and len(entries) == count:
+                meta = {k: value.get(k) for k in ("worker", "attempt", "job_id")}
+                for offset, entry in enumerate(entries):
+                    outcomes[first + offset] = Outcome.from_entry(entry, meta)
+            else:
+                error = to_error(value) if entries is None else to_error(f"chunk answered {len(entries)} of {count}")
+                for offset in range(count):
+                    outcomes[first + offset] = Outcome.failed(error)
+            done += count
+            if progress:
+                progress(done, len(inputs))
+
+        try:
+            ResultSet(sent, app=self.app).join_native(timeout=timeout, propagate=False, callback=collect)
+        except TimeoutError:
+            raise JobTimeout(f"batch did not finish within {timeout} s ({done} of {len(inputs)} done)") from None
+        except (OperationalError, RedisConnectionError) as exc:
+            raise BrokerUnavailable(f"result backend unreachable: {exc}") from None
+        missing = [i for i, o in enumerate(outcomes) if o is None]
+        if missing:
+            raise WasmqError(f"{len(missing)} batch results never arrived (first: input {missing[0]})")
+        return [o for o in outcomes if o is not None]

@@ -1,0 +1,18 @@
+"""One module per `wasmq` sub-command; `dispatch` picks it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from . import call, demo, queue, serve  # noqa: PLC0415  (import only what the command needs)
+
+    handlers = {
+        "call": call.run,
+        "run": queue.run_one,
+        "batch": queue.run_batch,
+        "worker": serve.run,
+        "demo": demo.run,
+    }
+    return handlers[args.command](args)

@@ -1,0 +1,113 @@
+"""Settings, built once per process from `WASMQ_*` environment variables.
+
+Everything tunable lives here so that no other module reads the environment. `Settings.from_env()` is the
+only constructor that looks at `os.environ`; tests build `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MANIFEST = REPO_ROOT / "modules" / "manifest.json"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wasmq"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Process-wide configuration; frozen so that nothing changes it behind a running worker's back."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str | None = None  # defaults to redis_url
+    result_url: str | None = None  # defaults to redis_url
+    manifests: tuple[Path, ...] = (DEFAULT_MANIFEST,)
+    cache_dir: Path | None = field(default_factory=_default_cache_dir)  # None: no precompiled cache
+    epoch_tick_ms: int = 5
+    prefetch: int = 1
+    concurrency: int = 2
+    queue: str = "wasmq"
+    result_ttl_s: int = 86_400
+    chunk_size: int = 500
+    # Celery's time limits are only a backstop above the epoch deadline: seconds added to a job's deadline.
+    time_limit_margin_s: float = 30.0
+    visibility_timeout_s: int = 3_600
+    max_captured_output: int = 64 * 1024  # bytes of WASI stdout/stderr kept per call
+    log_format: str = "auto"  # auto | json | console
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def backend(self) -> str:
+        return self.result_url or self.redis_url
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests, CLI flags)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read `WASMQ_*` variables; a malformed value is a `ConfigError` naming the variable."""
+        env = dict(os.environ if env is None else env)
+        kw: dict[str, object] = {}
+        for var, name in (
+            ("WASMQ_REDIS_URL", "redis_url"),
+            ("WASMQ_BROKER_URL", "broker_url"),
+            ("WASMQ_RESULT_URL", "result_url"),
+            ("WASMQ_QUEUE", "queue"),
+            ("WASMQ_LOG_FORMAT", "log_format"),
+        ):
+            if env.get(var):
+                kw[name] = env[var]
+        for var, name in (
+            ("WASMQ_EPOCH_TICK_MS", "epoch_tick_ms"),
+            ("WASMQ_PREFETCH", "prefetch"),
+            ("WASMQ_CONCURRENCY", "concurrency"),
+            ("WASMQ_RESULT_TTL_S", "result_ttl_s"),
+            ("WASMQ_CHUNK_SIZE", "chunk_size"),
+            ("WASMQ_VISIBILITY_TIMEOUT_S", "visibility_timeout_s"),
+            ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
+        ):
+            if env.get(var):
+                kw[name] = _positive_int(var, env[var])
+        if env.get("WASMQ_MANIFEST"):
+            kw["manifests"] = tuple(Path(p) for p in env["WASMQ_MANIFEST"].split(os.pathsep) if p)
+        if "WASMQ_CACHE_DIR" in env:
+            kw["cache_dir"] = Path(env["WASMQ_CACHE_DIR"]) if env["WASMQ_CACHE_DIR"] else None
+        settings = cls(**kw)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse inconsistent settings up front rather than losing jobs later."""
+        if self.log_format not in ("auto", "json", "console"):
+            raise ConfigError(f"WASMQ_LOG_FORMAT must be auto, json or console, not {self.log_format!r}")
+        if not self.manifests:
+            raise ConfigError("WASMQ_MANIFEST names no manifest file")
+
+
+def _positive_int(var: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{var} must be positive, not {value}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings.from_env()

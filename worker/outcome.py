@@ -1,0 +1,60 @@
+"""What producers get back: one `Outcome` per job or per batch input, and the mapping from whatever a
+Celery result holds (our typed errors, Celery's own exceptions, raw JSON) to the error taxonomy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import TimeLimitExceeded, WorkerLostError
+
+from .errors import DeadlineExceeded, JobFailed, WasmqError, WorkerLost
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished job (or batch item): an output with its usage, or a typed error."""
+
+    ok: bool
+    output: str | None = None
+    error: WasmqError | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # worker, attempt, job_id where known
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "output": self.output, "usage": self.usage}
+        assert self.error is not None
+        return {"ok": False, "error": self.error.to_dict()}
+
+    @classmethod
+    def failed(cls, error: WasmqError) -> Outcome:
+        return cls(ok=False, error=error)
+
+    @classmethod
+    def from_entry(cls, entry: Any, meta: dict[str, Any] | None = None) -> Outcome:
+        """One `{ok, output, usage}` / `{ok: false, error}` entry of a chunk result."""
+        if not isinstance(entry, dict):
+            return cls.failed(JobFailed(f"malformed result entry: {entry!r:.200}"))
+        if entry.get("ok"):
+            return cls(ok=True, output=entry.get("output"), usage=entry.get("usage") or {}, meta=meta or {})
+        return cls(ok=False, error=WasmqError.from_dict(entry.get("error") or {}), meta=meta or {})
+
+
+def to_error(value: Any) -> WasmqError:
+    """The typed error for a failed task's result, whatever shape it arrived in."""
+    if isinstance(value, WasmqError):
+        return value
+    if isinstance(value, WorkerLostError):
+        return WorkerLost(f"the worker process died under the job: {value}")
+    if isinstance(value, TimeLimitExceeded):
+        return DeadlineExceeded(f"the job hit the worker's hard time limit: {value}")
+    if isinstance(value, dict) and "exc_type" in value:
+        message = value.get("exc_message")
+        if isinstance(message, list | tuple) and message:
+            details = message[1] if len(message) > 1 and isinstance(message[1], dict) else {}
+            return WasmqError.from_dict({**details, "type": value["exc_type"], "message": str(message[0])})
+        return WasmqError.from_dict({"type": value["exc_type"], "message": str(message)})
+    if isinstance(value, BaseException):
+        return JobFailed(f"{type(value).__name__}: {value}", original_type=type(value).__name__)
+    return JobFailed(f"job failed with an unexpected result: {value!r:.200}")

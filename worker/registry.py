@@ -1,0 +1,178 @@
+"""Module registry: sha256-verified, import/export-checked, compiled once per process, cached on disk.
+
+A module is compiled on first use, not at worker start, so one bad entry in a manifest cannot keep a
+worker from serving the others; its rejection is remembered (by content hash) and reported per job as
+`ModuleRejected`. Precompiled artifacts (`Module.serialize`) are kept under the cache directory, keyed by
+the module's sha256 and the engine fingerprint, so a fresh worker process deserializes instead of compiling.
+The cache directory must be writable by the worker only: deserializing an artifact runs it as native code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from .catalog import ModuleCatalog
+from .errors import ModuleRejected
+from .manifest import ModuleSpec
+from .sandbox.abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
+from .sandbox.engine import engine_fingerprint
+
+ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
+
+
+@dataclass(frozen=True)
+class CompiledModule:
+    """A verified module ready to instantiate: one `InstancePre` shared by every call."""
+
+    spec: ModuleSpec
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    needs_wasi: bool
+    has_initialize: bool
+    from_cache: bool
+
+
+class ModuleRegistry:
+    """Compiled modules of one Engine, by content hash."""
+
+    def __init__(
+        self, catalog: ModuleCatalog, *, engine: wasmtime.Engine, linker: wasmtime.Linker, cache_dir: Path | None
+    ) -> None:
+        self.catalog = catalog
+        self.engine = engine
+        self.linker = linker
+        self.cache_dir = cache_dir
+        self._compiled: dict[tuple[str, str], CompiledModule | ModuleRejected] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, ref: str) -> ModuleSpec:
+        return self.catalog.resolve(ref)
+
+    def compiled(self, spec: ModuleSpec) -> CompiledModule:
+        """The compiled module for `spec`, or `ModuleRejected` (remembered, so a bad module fails fast)."""
+        key = (spec.sha256, spec.ref)
+        found = self._compiled.get(key)
+        if found is None:
+            with self._lock:
+                found = self._compiled.get(key)
+                if found is None:
+                    try:
+                        found = self._load(spec)
+                    except ModuleRejected as exc:
+                        found = exc
+                    self._compiled[key] = found
+        if isinstance(found, ModuleRejected):
+            raise found
+        return found
+
+    # -- loading ---------------------------------------------------------------------------------------
+
+    def _load(self, spec: ModuleSpec) -> CompiledModule:
+        try:
+            wasm = spec.path.read_bytes()
+        except OSError as exc:
+            raise ModuleRejected(f"module {spec.ref}: cannot read {spec.path.name}: {exc.strerror}") from None
+        digest = hashlib.sha256(wasm).hexdigest()
+        if digest != spec.sha256:
+            raise ModuleRejected(
+                f"module {spec.ref}: sha256 of {spec.path.name} is {digest}, the manifest says {spec.sha256}"
+            )
+        module, from_cache = self._compile(spec, wasm)
+        check_imports(spec, module)
+        exports = check_exports(spec, module)
+        try:
+            pre = self.linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleRejected(f"module {spec.ref} cannot be linked: {str(exc).splitlines()[0]}") from None
+        return CompiledModule(
+            spec=spec,
+            module=module,
+            pre=pre,
+            needs_wasi=any(True for _ in module.imports),
+            has_initialize="_initialize" in exports,
+            from_cache=from_cache,
+        )
+
+    def _artifact_path(self, sha256: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        tag = hashlib.sha256(engine_fingerprint().encode()).hexdigest()[:16]
+        return self.cache_dir / f"{sha256}-{tag}.cwasm"
+
+    def _compile(self, spec: ModuleSpec, wasm: bytes) -> tuple[wasmtime.Module, bool]:
+        artifact = self._artifact_path(spec.sha256)
+        if artifact is not None and artifact.exists():
+            try:
+                return wasmtime.Module.deserialize(self.engine, artifact.read_bytes()), True
+            except (OSError, wasmtime.WasmtimeError):
+                pass  # stale or damaged artifact: compile again and overwrite it
+        try:
+            module = wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleRejected(f"module {spec.ref} is not valid WebAssembly: {str(exc).splitlines()[0]}") from None
+        if artifact is not None:
+            _write_atomically(artifact, bytes(module.serialize()))
+        return module, False
+
+
+def check_imports(spec: ModuleSpec, module: wasmtime.Module) -> None:
+    """Only WASI functions may be imported (and they are linked with nothing granted)."""
+    for imp in module.imports:
+        if imp.module not in ALLOWED_IMPORT_MODULES or not isinstance(imp.type, wasmtime.FuncType):
+            raise ModuleRejected(
+                f"module {spec.ref} imports {imp.module}.{imp.name}; only WASI functions "
+                f"({', '.join(ALLOWED_IMPORT_MODULES)}) may be imported"
+            )
+
+
+def _signature(func_type: wasmtime.FuncType) -> Signature:
+    return tuple(str(p) for p in func_type.params), tuple(str(r) for r in func_type.results)
+
+
+def _fmt(sig: Signature) -> str:
+    return f"({', '.join(sig[0])}) -> ({', '.join(sig[1])})"
+
+
+def check_exports(spec: ModuleSpec, module: wasmtime.Module) -> set[str]:
+    """Every declared function, and the helpers its ABI needs, must be exported with the right signature."""
+    exports = {e.name: e.type for e in module.exports}
+
+    def need(name: str, options: tuple[Signature, ...], why: str) -> None:
+        found = exports.get(name)
+        if found is None:
+            raise ModuleRejected(f"module {spec.ref} does not export {name!r} ({why})")
+        if not isinstance(found, wasmtime.FuncType):
+            raise ModuleRejected(f"module {spec.ref}: export {name!r} is not a function ({why})")
+        if _signature(found) not in options:
+            raise ModuleRejected(
+                f"module {spec.ref}: export {name!r} has signature {_fmt(_signature(found))}, "
+                f"{why} needs {' or '.join(_fmt(o) for o in options)}"
+            )
+
+    for fspec in spec.functions.values():
+        for name, sig in REQUIRED_EXPORTS[fspec.abi].items():
+            need(name.replace("{F}", fspec.name), sig, f"ABI {fspec.abi} of {fspec.name}")
+        if fspec.batch:
+            need(fspec.batch, BATCH_SIGNATURES, f"batch export of {fspec.name}")
+        if fspec.abi in NEEDS_MEMORY and not isinstance(exports.get("memory"), wasmtime.MemoryType):
+            raise ModuleRejected(f"module {spec.ref} does not export a memory named 'memory' (ABI {fspec.abi})")
+    return set(exports)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write via a temp file and rename, so a concurrent reader never sees half an artifact."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache is an optimisation: a read-only or full disk must not fail the job

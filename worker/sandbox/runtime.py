@@ -1,0 +1,220 @@
+"""One sandboxed call: a fresh Store and instance, fuel, an epoch deadline, a memory cap, checked output.
+
+`Sandbox` owns the process's Engine, Linker (WASI, nothing granted), epoch ticker and module registry.
+A single call (`call`) never shares an instance with another call. A batch chunk (`call_many`) shares one
+instance among the items of that chunk only, through the module's `F_many` export; if that call fails,
+every item is re-run alone so each gets its own result or typed error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import wasmtime
+
+from ..catalog import ModuleCatalog
+from ..config import Settings
+from ..errors import WasmqError
+from ..manifest import MIB, FunctionSpec, Limits, ModuleSpec
+from ..registry import CompiledModule, ModuleRegistry
+from .abi import ADAPTERS, Exports, call_batch
+from .engine import EpochTicker, make_engine
+from .memory import GuestMemory
+from .traps import classify
+from .validate import decode_output, encode_input
+from .wasi import CapturedStream, denied_wasi
+
+T = TypeVar("T")
+MAX_TABLE_ELEMENTS = 100_000
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one call consumed."""
+
+    fuel: int
+    wall_ms: float
+    memory_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fuel": self.fuel, "wall_ms": round(self.wall_ms, 3), "memory_bytes": self.memory_bytes}
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A validated answer, what it cost, and what the module printed (WASI modules only)."""
+
+    output: str
+    usage: Usage
+    stdout: str = ""
+    stderr: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "usage": self.usage.to_dict()}
+
+
+Body = Callable[[Exports, GuestMemory], T]
+
+
+class Sandbox:
+    """Runs module calls in this process; build one per process, after fork."""
+
+    def __init__(self, catalog: ModuleCatalog, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.engine = make_engine()
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.define_wasi()
+        self.registry = ModuleRegistry(
+            catalog, engine=self.engine, linker=self.linker, cache_dir=self.settings.cache_dir
+        )
+        self.ticker = EpochTicker(self.engine, tick_ms=self.settings.epoch_tick_ms).start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sandbox:
+        return cls(ModuleCatalog.from_manifests(settings.manifests), settings=settings)
+
+    def close(self) -> None:
+        self.ticker.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public calls --------------------------------------------------------------------------------
+
+    def prepare(
+        self, module: str | ModuleSpec, function: str, limits: dict[str, Any] | None = None
+    ) -> tuple[CompiledModule, FunctionSpec, Limits]:
+        """Resolve, check and compile what a call needs; raises the typed error for a bad request."""
+        spec = module if isinstance(module, ModuleSpec) else self.registry.resolve(module)
+        fspec = spec.function(function)
+        lim = spec.limits.narrowed(limits)
+        return self.registry.compiled(spec), fspec, lim
+
+    def call(
+        self, module: str | ModuleSpec, function: str, input: object, limits: dict[str, Any] | None = None
+    ) -> CallResult:
+        """Run one call in a fresh instance; returns the checked answer or raises a `WasmqError`."""
+        compiled, fspec, lim = self.prepare(module, function, limits)
+        data = encode_input(input, max_bytes=lim.max_input_bytes)
+        adapter = ADAPTERS[fspec.abi]
+
+        def body(exports: Exports, mem: GuestMemory) -> str:
+            raw = adapter(exports, mem, fspec.name, data, lim.max_output_bytes)
+            return decode_output(raw, max_bytes=lim.max_output_bytes)
+
+        output, usage, out, err = self._run(compiled, lim, body)
+        return CallResult(output=output, usage=usage, stdout=out, stderr=err)
+
+    def call_many(
+        self,
+        module: str | ModuleSpec,
+        function: str,
+        inputs: Sequence[object],
+        limits: dict[str, Any] | None = None,
+    ) -> list[CallResult | WasmqError]:
+        """One result or typed error per input, in order; uses the batch export when the module has one."""
+        compiled, fspec, lim = self.prepare(module, function, limits)
+        results: list[CallResult | WasmqError | None] = [None] * len(inputs)
+        pending: list[tuple[int, bytes]] = []
+        for index, item in enumerate(inputs):
+            try:
+                pending.append((index, encode_input(item, max_bytes=lim.max_input_bytes)))
+            except WasmqError as exc:
+                results[index] = exc
+        if fspec.batch and len(pending) > 1:
+            try:
+                for index, result in zip((i for i, _ in pending), self._run_batch(compiled, fspec, lim, pending)):
+                    results[index] = result
+                pending = []
+            except WasmqError:
+                pass  # the chunk failed as a whole: fall back to one instance per item below
+        for index, _ in pending:
+            try:
+                results[index] = self.call(compiled.spec, function, inputs[index], limits)
+            except WasmqError as exc:
+                results[index] = exc
+        return [r for r in results if r is not None]
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _run_batch(
+        self, compiled: CompiledModule, fspec: FunctionSpec, lim: Limits, items: list[tuple[int, bytes]]
+    ) -> list[CallResult | WasmqError]:
+        assert fspec.batch is not None
+        batch_export = fspec.batch
+        chunk_limits = replace(lim, fuel=lim.fuel * len(items))
+
+        def body(exports: Exports, mem: GuestMemory) -> list[bytes]:
+            return call_batch(exports, mem, batch_export, [data for _, data in items], lim.max_output_bytes)
+
+        raws, usage, _, _ = self._run(compiled, chunk_limits, body)
+        n = len(raws)
+        share = Usage(fuel=usage.fuel // n, wall_ms=usage.wall_ms / n, memory_bytes=usage.memory_bytes)
+        out: list[CallResult | WasmqError] = []
+        for raw in raws:
+            try:
+                out.append(CallResult(output=decode_output(raw, max_bytes=lim.max_output_bytes), usage=share))
+            except WasmqError as exc:
+                out.append(exc)
+        return out
+
+    def _run(self, compiled: CompiledModule, lim: Limits, body: Body[T]) -> tuple[T, Usage, str, str]:
+        """Instantiate in a fresh store under `lim`, run `body`, and classify any failure."""
+        store = wasmtime.Store(self.engine)
+        store.set_limits(memory_size=lim.memory_mb * MIB, memories=1, table_elements=MAX_TABLE_ELEMENTS)
+        store.set_fuel(lim.fuel)
+        store.set_epoch_deadline(self.ticker.deadline_ticks(lim.timeout_ms))
+        stdout = stderr = None
+        if compiled.needs_wasi:
+            stdout = CapturedStream(self.settings.max_captured_output)
+            stderr = CapturedStream(self.settings.max_captured_output)
+            store.set_wasi(denied_wasi(stdout, stderr))
+        mem: GuestMemory | None = None
+        started = time.perf_counter()
+        try:
+            try:
+                exports = compiled.pre.instantiate(store).exports(store)
+                if compiled.has_initialize:
+                    exports["_initialize"](store)
+                memory = exports.get("memory")
+                mem = GuestMemory(memory if isinstance(memory, wasmtime.Memory) else None, store)
+                result = body(exports, mem)
+            except Exception as exc:
+                usage = self._usage(store, lim, started, mem)
+                error = classify(
+                    exc,
+                    memory_bytes=usage.memory_bytes if mem is not None else None,
+                    memory_cap=lim.memory_mb * MIB,
+                    fuel=lim.fuel,
+                    timeout_ms=lim.timeout_ms,
+                )
+                if error is None:
+                    raise
+                error.details.setdefault("usage", usage.to_dict())
+                if error is exc:
+                    raise
+                raise error from None
+            usage = self._usage(store, lim, started, mem)
+            return (
+                result,
+                usage,
+                stdout.text() if stdout else "",
+                stderr.text() if stderr else "",
+            )
+        finally:
+            store.close()
+
+    @staticmethod
+    def _usage(store: wasmtime.Store, lim: Limits, started: float, mem: GuestMemory | None) -> Usage:
+        wall_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            fuel = lim.fuel - store.get_fuel()
+        except wasmtime.WasmtimeError:
+            fuel = lim.fuel
+        return Usage(fuel=fuel, wall_ms=wall_ms, memory_bytes=mem.size if mem is not None else 0)

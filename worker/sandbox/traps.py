@@ -1,0 +1,58 @@
+"""Turn whatever wasmtime raises into the error taxonomy, in one place.
+
+Traps are classified by `Trap.trap_code` (OUT_OF_FUEL, INTERRUPT, ...), not by parsing messages. The two
+exceptions: instantiation that fails on a memory minimum above the store limit (wasmtime reports it as a
+plain error), and a trap raised while the memory already sits at its cap, which is how an allocation failure
+inside the module shows (`memory.grow` returns -1, the module aborts with `unreachable`).
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+from ..errors import (
+    DeadlineExceeded,
+    FuelExhausted,
+    MemoryLimitExceeded,
+    ModuleTrap,
+    WasmqError,
+)
+
+WASM_PAGE = 65_536
+_MESSAGE_CHARS = 400
+
+
+def _short(message: str) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else "no message"
+    return first[:_MESSAGE_CHARS]
+
+
+def classify(
+    exc: BaseException, *, memory_bytes: int | None, memory_cap: int, fuel: int, timeout_ms: int
+) -> WasmqError | None:
+    """The typed error for `exc`, or None when it is not a module-caused failure (a host bug: re-raise)."""
+    if isinstance(exc, WasmqError):
+        return exc
+    if isinstance(exc, wasmtime.ExitTrap):
+        code = getattr(exc, "code", None)
+        return ModuleTrap(f"module exited via proc_exit({code}) without answering", trap_code="exit", exit_code=code)
+    if isinstance(exc, wasmtime.Trap):
+        code = exc.trap_code
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return FuelExhausted(f"call used up its fuel budget of {fuel}")
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return DeadlineExceeded(f"call ran past its deadline of {timeout_ms} ms")
+        if memory_bytes is not None and memory_bytes + WASM_PAGE > memory_cap:
+            return MemoryLimitExceeded(
+                f"module trapped with its memory at the cap ({memory_bytes} of {memory_cap} bytes): "
+                f"{_short(exc.message)}",
+                trap_code=code.name.lower() if code is not None else None,
+            )
+        name = code.name.lower() if code is not None else "unknown"
+        return ModuleTrap(f"module trapped ({name}): {_short(exc.message)}", trap_code=name)
+    if isinstance(exc, wasmtime.WasmtimeError):
+        text = str(exc)
+        if "exceeds memory limits" in text or "memory minimum size" in text:
+            return MemoryLimitExceeded(f"module needs more memory than its cap of {memory_cap} bytes: {_short(text)}")
+        return ModuleTrap(f"module failed: {_short(text)}", trap_code="error")
+    return None

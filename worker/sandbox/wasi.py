@@ -1,0 +1,42 @@
+"""WASI with nothing granted: no preopened directories, no environment, no arguments, empty stdin.
+
+stdout and stderr go into a bounded in-memory buffer per call (the rest is counted and dropped), so a chatty
+module can neither fill the worker's disk or logs nor slow it down.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+
+class CapturedStream:
+    """Keeps the first `limit` bytes written to one stream, counts the rest."""
+
+    __slots__ = ("limit", "chunks", "kept", "dropped")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def write(self, data: bytes) -> int:
+        room = self.limit - self.kept
+        if room > 0:
+            part = data[:room]
+            self.chunks.append(part)
+            self.kept += len(part)
+        self.dropped += max(0, len(data) - max(room, 0))
+        return len(data)  # tell the guest everything was written, so it does not retry forever
+
+    def text(self) -> str:
+        out = b"".join(self.chunks).decode("utf-8", errors="replace")
+        return out + (f"\n[... {self.dropped} more bytes dropped]" if self.dropped else "")
+
+
+def denied_wasi(stdout: CapturedStream, stderr: CapturedStream) -> wasmtime.WasiConfig:
+    """A WASI context that grants nothing; output goes to the given streams."""
+    config = wasmtime.WasiConfig()
+    config.stdout_custom = stdout.write
+    config.stderr_custom = stderr.write
+    return config
