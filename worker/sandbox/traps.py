@@ -3,7 +3,8 @@
 Traps are classified by `Trap.trap_code` (OUT_OF_FUEL, INTERRUPT, ...), not by parsing messages. The two
 exceptions: instantiation that fails on a memory minimum above the store limit (wasmtime reports it as a
 plain error), and a trap raised while the memory already sits at its cap, which is how an allocation failure
-inside the module shows (`memory.grow` returns -1, the module aborts with `unreachable`).
+inside the module shows (`memory.grow` returns -1, the module aborts with `unreachable`): see
+`_looks_like_allocation_failure`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,20 @@ _MESSAGE_CHARS = 400
 
 
 def _short(message: str) -> str:
-    first = message.strip().splitlines()[0] if message.strip() else "no message"
-    return first[:_MESSAGE_CHARS]
+    """The cause of a wasmtime error (its last line: 'wasm trap: ...'), without the backtrace."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "no message")[:_MESSAGE_CHARS]
+
+
+def _looks_like_allocation_failure(code: wasmtime.TrapCode | None, memory_bytes: int | None, cap: int) -> bool:
+    """A refused `memory.grow` returns -1 and the module usually aborts; wasmtime-py offers no hook to see
+    the refusal, so: a trap with memory within a page of the cap, or an abort (`unreachable`) with more
+    than half the cap in use (a doubling allocator's last request can be up to half the memory)."""
+    if memory_bytes is None:
+        return False
+    if memory_bytes + WASM_PAGE > cap:
+        return True
+    return code == wasmtime.TrapCode.UNREACHABLE and memory_bytes * 2 >= cap
 
 
 def classify(
@@ -42,9 +55,9 @@ def classify(
             return FuelExhausted(f"call used up its fuel budget of {fuel}")
         if code == wasmtime.TrapCode.INTERRUPT:
             return DeadlineExceeded(f"call ran past its deadline of {timeout_ms} ms")
-        if memory_bytes is not None and memory_bytes + WASM_PAGE > memory_cap:
+        if _looks_like_allocation_failure(code, memory_bytes, memory_cap):
             return MemoryLimitExceeded(
-                f"module trapped with its memory at the cap ({memory_bytes} of {memory_cap} bytes): "
+                f"module trapped with its memory near the cap ({memory_bytes} of {memory_cap} bytes): "
                 f"{_short(exc.message)}",
                 trap_code=code.name.lower() if code is not None else None,
             )

@@ -1,0 +1,66 @@
+"""Test helpers that start and watch real `wasmq worker` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from worker.client import Client
+
+
+class WorkerProcess:
+    """A real worker (prefork pool) in its own process group, with a unique node name."""
+
+    def __init__(self, env: dict[str, str], *, log_dir: Path, concurrency: int = 2, name: str | None = None) -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self.node = f"{name or 'test'}-{uuid.uuid4().hex[:6]}@localhost"
+        self.log = log_dir / f"{self.node.split('@')[0]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, client: Client, timeout: float = 60.0) -> None:
+        cmd = [
+            sys.executable, "-m", "worker.cli", "worker",
+            f"--concurrency={self.concurrency}", f"--hostname={self.node}", "--loglevel=INFO",
+        ]  # fmt: skip
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_text()}")
+            if client.app.control.ping(destination=[self.node], timeout=0.5):
+                return
+        raise RuntimeError(f"worker {self.node} did not answer within {timeout} s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:] if self.log.exists() else ""
+
+    def pool_pids(self, client: Client) -> list[int]:
+        """The pids of the prefork pool's child processes, as the worker reports them."""
+        stats: dict[str, Any] = client.app.control.inspect(destination=[self.node], timeout=5).stats() or {}
+        return sorted(stats[self.node]["pool"]["processes"])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
