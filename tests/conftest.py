@@ -70,7 +70,9 @@ def client(queue_settings: Settings) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def worker(worker_env: dict[str, str], client: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def worker(
+    worker_env: dict[str, str], client: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     """One `wasmq worker` with a prefork pool of 2 processes, shared by the integration tests."""
     proc = WorkerProcess(worker_env, log_dir=tmp_path_factory.mktemp("worker-log"), concurrency=2)
     proc.start(client)  # type: ignore[arg-type]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
+from . import tasks
 from .config import Settings, get_settings
 from .errors import ConfigError
-from . import tasks
 from .process import close_sandbox, init_sandbox
 
 DEFAULT_TIME_LIMIT_S = 300

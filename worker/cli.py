@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     want_json = "--json" in argv
     try:
         args = build_parser().parse_args(argv)
-        from .commands import dispatch  # noqa: PLC0415  (keep `wasmq --help` from importing Celery)
+        from .commands import dispatch
 
         return dispatch(args)
     except UsageError as exc:
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # argparse --help
         return int(exc.code or 0)
-    except Exception as exc:  # noqa: BLE001  (the promise: never a traceback)
+    except Exception as exc:
         common.report_error(WasmqError(f"internal error: {type(exc).__name__}: {exc}"), as_json=want_json)
         return EXIT_FAILED
 

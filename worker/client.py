@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult, ResultSet
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -39,12 +40,12 @@ class Job:
     def outcome(self, timeout: float | None = None) -> Outcome:
         try:
             value = self.result.get(timeout=timeout, propagate=False)
-        except TimeoutError:
+        except (TimeoutError, CeleryTimeout):
             raise JobTimeout(f"job {self.id} did not finish within {timeout} s") from None
         except (OperationalError, RedisConnectionError) as exc:
             raise BrokerUnavailable(f"result backend unreachable: {exc}") from None
         if self.result.successful() and isinstance(value, dict):
-            meta = {k: value.get(k) for k in ("worker", "attempt", "job_id", "module")}
+            meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id", "module")}
             return Outcome(ok=True, output=value.get("output"), usage=value.get("usage") or {}, meta=meta)
         return Outcome.failed(to_error(value))
 
@@ -117,7 +118,7 @@ class Client:
     ) -> list[Outcome]:
         """Run `function` over `inputs` in chunks of `chunk_size` per message; outcomes in input order."""
         lim = self.check(module, function, limits)
-        size = chunk_size or self.settings.chunk_size
+        size = self.settings.chunk_size if chunk_size is None else chunk_size
         if size <= 0:
             raise InvalidInput(f"chunk_size must be positive, not {size}")
         for index, item in enumerate(inputs):
@@ -129,7 +130,7 @@ class Client:
             self._send(CALL_MANY_TASK, [module, function, list(inputs[s : s + size]), limits or None], options)
             for s in starts
         ]
-        start_of = {r.id: s for r, s in zip(sent, starts)}
+        start_of = {r.id: s for r, s in zip(sent, starts, strict=True)}
         outcomes: list[Outcome | None] = [None] * len(inputs)
         done = 0
         if progress:
@@ -141,7 +142,7 @@ class Client:
             count = min(size, len(inputs) - first)
             entries = value.get("results") if isinstance(value, dict) else None
             if isinstance(entries, list) and len(entries) == count:
-                meta = {k: value.get(k) for k in ("worker", "attempt", "job_id")}
+                meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id")}
                 for offset, entry in enumerate(entries):
                     outcomes[first + offset] = Outcome.from_entry(entry, meta)
             else:
@@ -154,7 +155,7 @@ class Client:
 
         try:
             ResultSet(sent, app=self.app).join_native(timeout=timeout, propagate=False, callback=collect)
-        except TimeoutError:
+        except (TimeoutError, CeleryTimeout):
             raise JobTimeout(f"batch did not finish within {timeout} s ({done} of {len(inputs)} done)") from None
         except (OperationalError, RedisConnectionError) as exc:
             raise BrokerUnavailable(f"result backend unreachable: {exc}") from None

@@ -132,8 +132,8 @@ def parse_module(entry: Any, base: Path, where: str) -> ModuleSpec:
     if not isinstance(raw_functions, dict) or not raw_functions:
         raise ConfigError(f"{here}: 'functions' must be a non-empty object")
     functions = {}
-    for fname, fraw in raw_functions.items():
-        fraw = fraw or {}
+    for fname, given in raw_functions.items():
+        fraw = given or {}
         if not isinstance(fraw, dict):
             raise ConfigError(f"{here}: function {fname!r} must map to an object")
         abi = fraw.get("abi", default_abi)

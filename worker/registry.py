@@ -69,7 +69,9 @@ class ModuleRegistry:
                         found = exc
                     self._compiled[key] = found
         if isinstance(found, ModuleRejected):
-            raise found
+            # A fresh error per call: re-raising the cached instance would grow its traceback on every call
+            # (keeping each caller's frames alive) and share one details dict between jobs.
+            raise ModuleRejected(found.message, dict(found.details))
         return found
 
     # -- loading ---------------------------------------------------------------------------------------
@@ -96,7 +98,7 @@ class ModuleRegistry:
             module=module,
             pre=pre,
             needs_wasi=any(True for _ in module.imports),
-            has_initialize="_initialize" in exports,
+            has_initialize=_is_reactor_init(exports.get("_initialize")),
             from_cache=from_cache,
         )
 
@@ -140,9 +142,14 @@ def _fmt(sig: Signature) -> str:
     return f"({', '.join(sig[0])}) -> ({', '.join(sig[1])})"
 
 
-def check_exports(spec: ModuleSpec, module: wasmtime.Module) -> set[str]:
+def _is_reactor_init(export: object) -> bool:
+    """A WASI reactor's `_initialize: () -> ()`, which must run before any other export."""
+    return isinstance(export, wasmtime.FuncType) and _signature(export) == ((), ())
+
+
+def check_exports(spec: ModuleSpec, module: wasmtime.Module) -> dict[str, object]:
     """Every declared function, and the helpers its ABI needs, must be exported with the right signature."""
-    exports = {e.name: e.type for e in module.exports}
+    exports: dict[str, object] = {e.name: e.type for e in module.exports}
 
     def need(name: str, options: tuple[Signature, ...], why: str) -> None:
         found = exports.get(name)
@@ -163,7 +170,7 @@ def check_exports(spec: ModuleSpec, module: wasmtime.Module) -> set[str]:
             need(fspec.batch, BATCH_SIGNATURES, f"batch export of {fspec.name}")
         if fspec.abi in NEEDS_MEMORY and not isinstance(exports.get("memory"), wasmtime.MemoryType):
             raise ModuleRejected(f"module {spec.ref} does not export a memory named 'memory' (ABI {fspec.abi})")
-    return set(exports)
+    return exports
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

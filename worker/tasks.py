@@ -7,6 +7,7 @@ a chunk always succeeds as a task and carries one `{ok, output|error}` entry per
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery, Task
@@ -29,7 +30,12 @@ def _check_call_args(module: Any, function: Any, limits: Any) -> None:
 
 
 def _job_info(task: Task) -> dict[str, Any]:
-    return {"worker": task.request.hostname, "attempt": task.request.retries + 1, "job_id": task.request.id}
+    return {
+        "worker": task.request.hostname,
+        "pid": os.getpid(),
+        "attempt": task.request.retries + 1,
+        "job_id": task.request.id,
+    }
 
 
 def item_entry(result: CallResult | WasmqError) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from . import call, demo, queue, serve  # noqa: PLC0415  (import only what the command needs)
+    from . import call, demo, queue, serve
 
     handlers = {
         "call": call.run,

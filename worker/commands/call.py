@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.module or not args.function:
             raise UsageError("give MODULE FUNCTION, or --wasm FILE --function F")
-        catalog, module, function, asked = ModuleCatalog.from_manifests(settings.manifests), args.module, args.function, limits
+        catalog = ModuleCatalog.from_manifests(settings.manifests)
+        module, function, asked = args.module, args.function, limits
     text = read_input(args.input, args.input_file)
     with Sandbox(catalog, settings=settings) as sandbox:
         try:

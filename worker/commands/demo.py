@@ -86,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
             outcomes = client.map("greeting", "greet", names, progress=progress, timeout=300)
         summary = summarize(outcomes, watch.seconds)
         print("first results:")
-        for name, outcome in list(zip(names, outcomes))[:5]:
+        for name, outcome in list(zip(names, outcomes, strict=True))[:5]:
             print(f"  greet({name!r}) -> {outcome.output if outcome.ok else outcome.error}")
-        served = Counter(str(o.meta.get("worker")) for o in outcomes)
-        print("served by: " + ", ".join(f"{w} ({n} jobs)" for w, n in served.items()))
+        served = Counter(f"{o.meta.get('worker')} pid {o.meta.get('pid')}" for o in outcomes)
+        print("served by: " + ", ".join(f"{w} ({n} jobs)" for w, n in sorted(served.items())))
         print(summary_text(summary))
     print("stopped the worker" + (" and the embedded Redis" if not os.environ.get("WASMQ_REDIS_URL") else ""))
     return 0 if summary["failed"] == 0 else 1

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ..outcome import Outcome
 from ..client import Progress
+from ..outcome import Outcome
 
 
 @contextmanager
@@ -20,8 +20,9 @@ def progress_bar(label: str, *, stream: IO[str] | None = None, force: bool = Fal
     if not (force or out.isatty()):
         yield lambda done, total: None
         return
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TimeElapsedColumn  # noqa: PLC0415
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     with Bar(
         "[progress.description]{task.description}",

@@ -31,10 +31,8 @@ def read_lines(path: str) -> list[str | InvalidInput]:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     items: list[str | InvalidInput] = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
-        if line.endswith(b"\r"):
-            line = line[:-1]
         try:
-            items.append(line.decode("utf-8"))
+            items.append(line.removesuffix(b"\r").decode("utf-8"))
         except UnicodeDecodeError as exc:
             items.append(InvalidInput(f"line {number} is not valid UTF-8 (byte {exc.start})"))
     if items and items[-1] == "" and raw.endswith(b"\n"):
@@ -67,6 +65,6 @@ def run_batch(args: argparse.Namespace) -> int:
 
 
 def write_jsonl(out: IO[str], items: list[str | InvalidInput], outcomes: list[Outcome]) -> None:
-    for index, (item, outcome) in enumerate(zip(items, outcomes)):
+    for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
         line = {"index": index, "input": item if isinstance(item, str) else None, **outcome.to_dict()}
         out.write(json.dumps(line, ensure_ascii=False) + "\n")

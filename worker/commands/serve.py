@@ -8,7 +8,7 @@ from ..config import get_settings
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..app import app  # noqa: PLC0415  (build the app only when a worker is wanted)
+    from ..app import app
 
     settings = get_settings()
     argv = [

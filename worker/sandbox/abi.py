@@ -61,8 +61,12 @@ def _reported_failure(function: str) -> ModuleTrap:
 def call_packed(exports: Exports, mem: GuestMemory, function: str, data: bytes, max_output: int) -> bytes:
     store = mem.store
     in_ptr = _u32(exports["alloc"](store, len(data)))
+    if in_ptr == 0 and data:
+        raise InvalidOutput(f"alloc({len(data)}) returned 0 (allocation failed)")
     mem.write(in_ptr, data, "alloc() result")
     out_ptr, out_len = _unpack(exports[function](store, in_ptr, len(data)))
+    if out_ptr == 0 and out_len == 0:
+        raise _reported_failure(function)  # a null answer: the module's "failed" (e.g. out of memory)
     check_output_length(out_len, max_bytes=max_output)
     out = mem.read(out_ptr, out_len, f"{function}() output")
     exports["dealloc"](store, in_ptr, len(data))

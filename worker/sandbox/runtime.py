@@ -129,7 +129,8 @@ class Sandbox:
                 results[index] = exc
         if fspec.batch and len(pending) > 1:
             try:
-                for index, result in zip((i for i, _ in pending), self._run_batch(compiled, fspec, lim, pending)):
+                batch = self._run_batch(compiled, fspec, lim, pending)
+                for (index, _), result in zip(pending, batch, strict=True):
                     results[index] = result
                 pending = []
             except WasmqError:
@@ -181,7 +182,9 @@ class Sandbox:
             try:
                 exports = compiled.pre.instantiate(store).exports(store)
                 if compiled.has_initialize:
-                    exports["_initialize"](store)
+                    initialize = exports["_initialize"]
+                    assert isinstance(initialize, wasmtime.Func)  # checked by the registry
+                    initialize(store)
                 memory = exports.get("memory")
                 mem = GuestMemory(memory if isinstance(memory, wasmtime.Memory) else None, store)
                 result = body(exports, mem)

@@ -12,7 +12,7 @@ import wasmtime
 class CapturedStream:
     """Keeps the first `limit` bytes written to one stream, counts the rest."""
 
-    __slots__ = ("limit", "chunks", "kept", "dropped")
+    __slots__ = ("chunks", "dropped", "kept", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
