@@ -20,7 +20,12 @@ def wasmq(
     *args: str, env: dict[str, str], stdin: bytes | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args], env=env, input=stdin, capture_output=True, timeout=timeout
+        [sys.executable, "-m", "worker.cli", *args],
+        check=False,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
     )
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
