@@ -39,13 +39,21 @@ class WorkerProcess:
                 return
         raise RuntimeError(f"worker {self.node} did not answer within {timeout} s:\n{self.log_text()}")
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:] if self.log.exists() else ""
+    def log_text(self, limit: int | None = 5000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text if limit is None else text[-limit:]
 
     def pool_pids(self, client: Client) -> list[int]:
         """The pids of the prefork pool's child processes, as the worker reports them."""
-        stats: dict[str, Any] = client.app.control.inspect(destination=[self.node], timeout=5).stats() or {}
+        inspect = client.app.control.inspect(destination=[self.node], timeout=5, limit=1)
+        stats: dict[str, Any] = inspect.stats() or {}
         return sorted(stats[self.node]["pool"]["processes"])
+
+    def kill_node(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole node (main process and pool children) at once, as a crash or OOM kill would."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=30)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

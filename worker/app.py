@@ -8,28 +8,30 @@ Redis waits before redelivering an unacked message) is kept above every task's h
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import task_failure, worker_process_init, worker_process_shutdown
 
 from . import tasks
 from .config import Settings, get_settings
-from .errors import ConfigError
+from .intake import record_failure
 from .process import close_sandbox, init_sandbox
 
-DEFAULT_TIME_LIMIT_S = 300
 
-
-def make_app(settings: Settings) -> Celery:
-    """A Celery app for `settings`; producers and workers build theirs the same way."""
-    if DEFAULT_TIME_LIMIT_S + settings.time_limit_margin_s >= settings.visibility_timeout_s:
-        raise ConfigError(
-            f"visibility timeout {settings.visibility_timeout_s}s must exceed the task hard time limit "
-            f"({DEFAULT_TIME_LIMIT_S}s + margin), or Redis would redeliver jobs that are still running"
-        )
+def make_app(settings: Settings, *, producer: bool = False) -> Celery:
+    """A Celery app for `settings`; a producer's reads results by polling (worker/results.py)."""
+    settings.check()
     app = Celery("wasmq", set_as_current=False)
     transport = {"visibility_timeout": settings.visibility_timeout_s}
+    broker_transport = {
+        **transport,
+        # Messages of a worker that died are swept back to the queue once their visibility timeout has
+        # passed; kombu's default sweep (every 10 s, scanning every 10th time) would add up to 100 s.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 60,
+    }
     app.conf.update(
         broker_url=settings.broker,
-        result_backend=settings.backend,
+        result_backend=f"worker.results.PollingRedisBackend+{settings.backend}" if producer else settings.backend,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -40,12 +42,17 @@ def make_app(settings: Settings) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=settings.prefetch,
         worker_concurrency=settings.concurrency,
-        broker_transport_options=transport,
+        broker_transport_options=broker_transport,
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out a broker restart instead of exiting
+        result_backend_always_retry=True,  # a result is stored once the backend is back, not dropped
+        result_backend_max_retries=60,
+        task_publish_retry_policy={"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 2},
+        worker_consumer="worker.intake:DeadLetteringConsumer",
         task_default_queue=settings.queue,
-        task_time_limit=DEFAULT_TIME_LIMIT_S,
-        task_soft_time_limit=DEFAULT_TIME_LIMIT_S - 10,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=max(1, settings.task_time_limit_s - 5),
         result_expires=settings.result_ttl_s,
         result_extended=True,
         worker_send_task_events=True,
@@ -59,5 +66,6 @@ def make_app(settings: Settings) -> Celery:
 
 worker_process_init.connect(init_sandbox, weak=False)
 worker_process_shutdown.connect(close_sandbox, weak=False)
+task_failure.connect(record_failure, weak=False)
 
 app = make_app(get_settings())

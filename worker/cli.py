@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname", help="node name, e.g. w1@%%h")
     worker.add_argument("--loglevel", default="INFO")
 
+    dead = sub.add_parser("dead", help="the dead-letter queue: jobs that failed for good, malformed messages")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True, parser_class=_Parser)
+    dead_list = dead_sub.add_parser("list", help="list dead letters, oldest first")
+    dead_list.add_argument("--json", action="store_true")
+    dead_list.add_argument("--limit", type=int, help="at most this many")
+    dead_sub.add_parser("show", help="one dead letter in full").add_argument("id")
+    dead_requeue = dead_sub.add_parser("requeue", help="send dead jobs again")
+    dead_requeue.add_argument("id", nargs="?")
+    dead_requeue.add_argument("--all", action="store_true")
+    dead_sub.add_parser("purge", help="delete every dead letter")
+
     demo = sub.add_parser("demo", help="the main job end to end: Redis, workers, a batch of greetings")
     demo.add_argument("--count", type=int, default=2000, help="how many greetings")
     demo.add_argument("--concurrency", type=int, default=2)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
-from celery.exceptions import TimeoutError as CeleryTimeout
-from celery.result import AsyncResult, ResultSet
+from celery.result import AsyncResult
+from celery.states import SUCCESS
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -20,9 +20,10 @@ from .app import make_app
 from .catalog import ModuleCatalog
 from .config import Settings, get_settings
 from .constants import CALL_MANY_TASK, CALL_TASK
-from .errors import BrokerUnavailable, InvalidInput, JobTimeout, WasmqError
+from .errors import BrokerUnavailable, InvalidInput, WasmqError
 from .manifest import Limits
 from .outcome import Outcome, to_error
+from .results import wait_for_results
 
 Progress = Callable[[int, int], None]
 
@@ -38,13 +39,14 @@ class Job:
         return str(self.result.id)
 
     def outcome(self, timeout: float | None = None) -> Outcome:
-        try:
-            value = self.result.get(timeout=timeout, propagate=False)
-        except (TimeoutError, CeleryTimeout):
-            raise JobTimeout(f"job {self.id} did not finish within {timeout} s") from None
-        except (OperationalError, RedisConnectionError) as exc:
-            raise BrokerUnavailable(f"result backend unreachable: {exc}") from None
-        if self.result.successful() and isinstance(value, dict):
+        """Wait for the job to finish; its output or typed error (never raises the job's own error)."""
+        found: dict[str, Any] = {}
+        wait_for_results(
+            self.result.app, [self.id], lambda _, meta: found.update(meta), timeout=timeout,
+            describe=lambda: f" (job {self.id})",
+        )  # fmt: skip
+        value = found.get("result")
+        if found.get("status") == SUCCESS and isinstance(value, dict):
             meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id", "module")}
             return Outcome(ok=True, output=value.get("output"), usage=value.get("usage") or {}, meta=meta)
         return Outcome.failed(to_error(value))
@@ -62,7 +64,7 @@ class Client:
     def __init__(self, settings: Settings | None = None, *, catalog: ModuleCatalog | None = None) -> None:
         self.settings = settings or get_settings()
         self.catalog = catalog or ModuleCatalog.from_manifests(self.settings.manifests)
-        self.app: Celery = make_app(self.settings)
+        self.app: Celery = make_app(self.settings, producer=True)
 
     def close(self) -> None:
         self.app.close()
@@ -136,12 +138,13 @@ class Client:
         if progress:
             progress(0, len(inputs))
 
-        def collect(task_id: str, value: Any) -> None:
+        def collect(task_id: str, stored: dict[str, Any]) -> None:
             nonlocal done
+            value = stored.get("result")
             first = start_of[task_id]
             count = min(size, len(inputs) - first)
             entries = value.get("results") if isinstance(value, dict) else None
-            if isinstance(entries, list) and len(entries) == count:
+            if isinstance(value, dict) and isinstance(entries, list) and len(entries) == count:
                 meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id")}
                 for offset, entry in enumerate(entries):
                     outcomes[first + offset] = Outcome.from_entry(entry, meta)
@@ -153,12 +156,9 @@ class Client:
             if progress:
                 progress(done, len(inputs))
 
-        try:
-            ResultSet(sent, app=self.app).join_native(timeout=timeout, propagate=False, callback=collect)
-        except (TimeoutError, CeleryTimeout):
-            raise JobTimeout(f"batch did not finish within {timeout} s ({done} of {len(inputs)} done)") from None
-        except (OperationalError, RedisConnectionError) as exc:
-            raise BrokerUnavailable(f"result backend unreachable: {exc}") from None
+        wait_for_results(
+            self.app, start_of, collect, timeout=timeout, describe=lambda: f" ({done} of {len(inputs)} done)"
+        )
         missing = [i for i, o in enumerate(outcomes) if o is None]
         if missing:
             raise WasmqError(f"{len(missing)} batch results never arrived (first: input {missing[0]})")

@@ -40,7 +40,12 @@ class Settings:
     chunk_size: int = 500
     # Celery's time limits are only a backstop above the epoch deadline: seconds added to a job's deadline.
     time_limit_margin_s: float = 30.0
-    visibility_timeout_s: int = 3_600
+    task_time_limit_s: int = 300  # hard limit of a message that sets none (foreign producers)
+    visibility_timeout_s: int = 3_600  # must exceed every hard time limit and every retry countdown
+    deadline_retries: int = 2  # DeadlineExceeded is retried at most this often (and never past max_retries)
+    retry_backoff_s: float = 0.5  # first retry waits up to this long (full jitter), doubling per attempt
+    retry_backoff_max_s: float = 30.0
+    max_worker_lost_retries: int = 3  # a job whose worker process dies is run again at most this often
     max_captured_output: int = 64 * 1024  # bytes of WASI stdout/stderr kept per call
     log_format: str = "auto"  # auto | json | console
 
@@ -77,10 +82,20 @@ class Settings:
             ("WASMQ_RESULT_TTL_S", "result_ttl_s"),
             ("WASMQ_CHUNK_SIZE", "chunk_size"),
             ("WASMQ_VISIBILITY_TIMEOUT_S", "visibility_timeout_s"),
+            ("WASMQ_TASK_TIME_LIMIT_S", "task_time_limit_s"),
+            ("WASMQ_DEADLINE_RETRIES", "deadline_retries"),
+            ("WASMQ_MAX_WORKER_LOST_RETRIES", "max_worker_lost_retries"),
             ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
         ):
             if env.get(var):
                 kw[name] = _positive_int(var, env[var])
+        for var, name in (
+            ("WASMQ_TIME_LIMIT_MARGIN_S", "time_limit_margin_s"),
+            ("WASMQ_RETRY_BACKOFF_S", "retry_backoff_s"),
+            ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
+        ):
+            if env.get(var):
+                kw[name] = _positive_float(var, env[var])
         if env.get("WASMQ_MANIFEST"):
             kw["manifests"] = tuple(Path(p) for p in env["WASMQ_MANIFEST"].split(os.pathsep) if p)
         if "WASMQ_CACHE_DIR" in env:
@@ -95,6 +110,14 @@ class Settings:
             raise ConfigError(f"WASMQ_LOG_FORMAT must be auto, json or console, not {self.log_format!r}")
         if not self.manifests:
             raise ConfigError("WASMQ_MANIFEST names no manifest file")
+        if self.task_time_limit_s + self.time_limit_margin_s >= self.visibility_timeout_s:
+            raise ConfigError(
+                f"WASMQ_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed the task hard time limit "
+                f"({self.task_time_limit_s} s + {self.time_limit_margin_s:g} s margin): otherwise Redis would "
+                "redeliver jobs that are still running"
+            )
+        if self.retry_backoff_max_s >= self.visibility_timeout_s:
+            raise ConfigError("the retry backoff must stay below the visibility timeout")
 
 
 def _positive_int(var: str, raw: str) -> int:
@@ -104,6 +127,16 @@ def _positive_int(var: str, raw: str) -> int:
         raise ConfigError(f"{var} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{var} must be positive, not {value}")
+    return value
+
+
+def _positive_float(var: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{var} must be a number, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{var} must be positive, not {raw}")
     return value
 
 

@@ -7,6 +7,7 @@ temporary directory that `stop()` removes; it never touches a database it did no
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -60,6 +61,7 @@ class EmbeddedRedis:
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always",  # with AOF on: no acknowledged write is lost to a crash
             "--dir", str(self.dir),
             "--daemonize", "no",
             "--logfile", str(self.dir / "redis.log"),
@@ -79,10 +81,10 @@ class EmbeddedRedis:
                     raise ConfigError(f"embedded redis-server did not start on port {self.port}: {log}") from None
                 time.sleep(0.05)
 
-    def kill(self) -> None:
-        """Stop the server process (keeping its data directory, for a restart)."""
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server process (keeping its data directory, for a restart); SIGKILL simulates a crash."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

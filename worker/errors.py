@@ -37,7 +37,7 @@ class WasmqError(Exception):
         cls = ERROR_TYPES.get(str(data.get("type")), JobFailed)
         details = {k: v for k, v in data.items() if k not in ("type", "message", "retryable")}
         err = cls(str(data.get("message", "")), details)
-        if cls is JobFailed:
+        if cls is JobFailed and data.get("type") != JobFailed.type:  # a JobFailed round-trips unchanged
             err.details.setdefault("original_type", data.get("type"))
         return err
 

@@ -26,6 +26,7 @@ class Limits:
     memory_mb: int = 64
     max_input_bytes: int = MIB
     max_output_bytes: int = MIB
+    max_retries: int = 3  # retries of a retryable failure (see worker/retry.py); 0 turns them off
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> Limits:
@@ -38,7 +39,7 @@ class Limits:
         if unknown:
             raise ConfigError(f"{where}: unknown limit(s) {sorted(unknown)}; known: {sorted(names)}")
         for key, value in raw.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "max_retries" else 1):
                 raise ConfigError(f"{where}: limit {key} must be a positive integer, not {value!r}")
         return cls(**raw)
 
@@ -52,7 +53,7 @@ class Limits:
                 continue
             if not hasattr(self, key):
                 raise InvalidInput(f"unknown limit {key!r}; known: {[f.name for f in fields(self)]}")
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "max_retries" else 1):
                 raise InvalidInput(f"limit {key} must be a positive integer, not {value!r}")
             ceiling = getattr(self, key)
             if value > ceiling:

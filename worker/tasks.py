@@ -3,6 +3,7 @@
 Arguments arrive as JSON from any producer, so each is checked and a wrong one is `InvalidInput` naming
 it. A single call that fails raises its typed error (the job's state is FAILURE and its result the error);
 a chunk always succeeds as a task and carries one `{ok, output|error}` entry per input, in order.
+Retries follow `worker/retry.py`; a redelivered message whose result is already stored is not run again.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import os
 from typing import Any
 
 from celery import Celery, Task
+from celery.states import SUCCESS
 
+from .config import get_settings
 from .constants import CALL_MANY_TASK, CALL_TASK
-from .errors import InvalidInput, WasmqError
+from .errors import DeadlineExceeded, InvalidInput, WasmqError
 from .process import get_sandbox
+from .retry import CONNECTION_ERRORS, RetryPolicy
 from .sandbox import CallResult
 
 MAX_CHUNK_ITEMS = 10_000
@@ -45,18 +49,69 @@ def item_entry(result: CallResult | WasmqError) -> dict[str, Any]:
     return {"ok": True, **result.to_dict()}
 
 
+def _stored_result(task: Task) -> Any:
+    """For a redelivered message only: the result a previous delivery already stored, if any."""
+    if not (task.request.delivery_info or {}).get("redelivered"):
+        return None
+    meta = task.backend.get_task_meta(task.request.id)
+    return meta.get("result") if meta.get("status") == SUCCESS else None
+
+
+def _max_retries(module: Any, limits: Any) -> int:
+    if not isinstance(module, str) or not isinstance(limits, dict | None):
+        return 0
+    try:
+        return get_sandbox().registry.resolve(module).limits.narrowed(limits).max_retries
+    except WasmqError:
+        return 0
+
+
+def _retry_or_raise(task: Task, exc: BaseException, module: str, limits: dict[str, Any] | None) -> None:
+    """Retry `exc` if the policy says so (raises celery's Retry); otherwise return and let the caller raise."""
+    policy = RetryPolicy.from_settings(get_settings())
+    retries = task.request.retries
+    max_retries = _max_retries(module, limits)
+    if policy.should_retry(exc, retries_done=retries, max_retries=max_retries):
+        raise task.retry(exc=exc, countdown=policy.countdown(retries), max_retries=max_retries)
+
+
 def run_call(task: Task, module: Any, function: Any, input: Any, limits: Any = None) -> dict[str, Any]:
+    stored = _stored_result(task)
+    if stored is not None:
+        return dict(stored)
     info = _job_info(task)
     try:
         _check_call_args(module, function, limits)
         result = get_sandbox().call(module, function, input, limits)
     except WasmqError as exc:
         exc.details.update(info)
+        _retry_or_raise(task, exc, module, limits)
+        raise
+    except CONNECTION_ERRORS as exc:
+        _retry_or_raise(task, exc, module, limits)
         raise
     return {**result.to_dict(), "module": module, "function": function, **info}
 
 
+def _rerun_deadline_items(
+    module: str, function: str, inputs: list[Any], limits: dict[str, Any] | None, results: list[Any]
+) -> list[Any]:
+    """Items of a chunk that hit their deadline are run again in place, up to the policy's count."""
+    policy = RetryPolicy.from_settings(get_settings())
+    for _ in range(min(policy.deadline_retries, _max_retries(module, limits))):
+        late = [i for i, r in enumerate(results) if isinstance(r, DeadlineExceeded)]
+        if not late:
+            break
+        again = get_sandbox().call_many(module, function, [inputs[i] for i in late], limits)
+        for index, result in zip(late, again, strict=True):
+            results[index] = result
+    return results
+
+
 def run_call_many(task: Task, module: Any, function: Any, inputs: Any, limits: Any = None) -> dict[str, Any]:
+    stored = _stored_result(task)
+    if stored is not None:
+        return dict(stored)
     info = _job_info(task)
     try:
         _check_call_args(module, function, limits)
@@ -65,13 +120,27 @@ def run_call_many(task: Task, module: Any, function: Any, inputs: Any, limits: A
         if len(inputs) > MAX_CHUNK_ITEMS:
             raise InvalidInput(f"a chunk holds at most {MAX_CHUNK_ITEMS} inputs, not {len(inputs)}")
         results = get_sandbox().call_many(module, function, inputs, limits)
+        results = _rerun_deadline_items(module, function, inputs, limits, results)
     except WasmqError as exc:
         exc.details.update(info)
+        _retry_or_raise(task, exc, str(module), limits)
+        raise
+    except CONNECTION_ERRORS as exc:
+        _retry_or_raise(task, exc, str(module), limits)
         raise
     return {"results": [item_entry(r) for r in results], "module": module, "function": function, **info}
 
 
 def register(app: Celery) -> None:
     """Register the tasks on `app` (producers send them by name and never import this module)."""
-    app.task(name=CALL_TASK, bind=True, throws=(WasmqError,))(run_call)
-    app.task(name=CALL_MANY_TASK, bind=True, throws=(WasmqError,))(run_call_many)
+    settings = get_settings()
+    options: dict[str, Any] = {
+        "bind": True,
+        "throws": (WasmqError,),
+        # A job whose pool process dies is sent again, at most this often, then fails as WorkerLost.
+        "retry_on_worker_lost": True,
+        "max_retries": settings.max_worker_lost_retries,
+        "default_retry_delay": 1,
+    }
+    app.task(name=CALL_TASK, **options)(run_call)
+    app.task(name=CALL_MANY_TASK, **options)(run_call_many)

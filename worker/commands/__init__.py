@@ -6,7 +6,7 @@ import argparse
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from . import call, demo, queue, serve
+    from . import call, dead, demo, queue, serve  # import only what the command needs
 
     handlers = {
         "call": call.run,
@@ -14,5 +14,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "batch": queue.run_batch,
         "worker": serve.run,
         "demo": demo.run,
+        "dead": dead.run,
     }
     return handlers[args.command](args)

@@ -1,0 +1,168 @@
+"""Reliability scenarios: real Redis, real worker processes, things dying on purpose.
+
+Each scenario gets a queue of its own (so its dead-letter queue and leftovers are its own), a short
+visibility timeout so that messages of a killed worker come back within seconds, and reports its figures:
+jobs submitted, completed, duplicated, lost, dead-lettered. The table is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MANIFESTS
+from tests.helpers import WorkerProcess
+from worker.client import Client
+from worker.config import Settings
+from worker.dead_letters import DeadLetters
+from worker.outcome import Outcome
+
+FIGURES: list[dict[str, Any]] = []
+VISIBILITY_S = 20
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES:
+        return
+    tr = terminalreporter
+    tr.section("reliability figures")
+    columns = ("submitted", "completed", "duplicated", "lost", "dead", "redelivered")
+    tr.write_line(f"{'scenario':42} " + " ".join(f"{c:>11}" for c in columns))
+    for row in FIGURES:
+        tr.write_line(f"{row['scenario']:42} " + " ".join(f"{row[c]:>11}" for c in columns))
+
+
+@dataclass
+class Scenario:
+    """One scenario's queue, settings, worker environment and the workers it started."""
+
+    name: str
+    settings: Settings
+    env: dict[str, str]
+    log_dir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def client(self) -> Client:
+        return Client(self.settings)
+
+    def dead(self) -> DeadLetters:
+        return DeadLetters.from_url(self.settings.redis_url, self.settings.queue)
+
+    def start_worker(self, client: Client, concurrency: int = 2, env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(env or self.env, log_dir=self.log_dir, concurrency=concurrency, name=self.name)
+        worker.start(client)
+        self.workers.append(worker)
+        return worker
+
+    def deliveries(self) -> int:
+        """How often any worker of this scenario received a task message (from their logs)."""
+        return sum(w.log_text(limit=None).count("] received") for w in self.workers)
+
+    def report(
+        self, *, submitted: int, outcomes: list[Outcome | None], progress_done: int, dead: int
+    ) -> dict[str, Any]:
+        completed = sum(1 for o in outcomes if o is not None)
+        row = {
+            "scenario": self.name,
+            "submitted": submitted,
+            "completed": completed,
+            "duplicated": max(0, progress_done - submitted),
+            "lost": submitted - completed,
+            "dead": dead,
+            "redelivered": max(0, self.deliveries() - self.messages),
+        }
+        FIGURES.append(row)
+        print(row)
+        return row
+
+    messages: int = 0
+
+
+def build_scenario(name: str, redis_url: str, cache_dir: Path, log_dir: Path) -> Scenario:
+    """Settings and worker environment for one scenario on `redis_url`, with a queue of its own."""
+    queue = f"wasmq-rel-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        redis_url=redis_url,
+        queue=queue,
+        manifests=MANIFESTS,
+        cache_dir=cache_dir,
+        visibility_timeout_s=VISIBILITY_S,
+        task_time_limit_s=5,
+        time_limit_margin_s=3.0,
+        retry_backoff_s=0.2,
+        retry_backoff_max_s=2.0,
+    )
+    env = dict(os.environ)
+    env.update(
+        WASMQ_REDIS_URL=redis_url,
+        WASMQ_QUEUE=queue,
+        WASMQ_MANIFEST=os.pathsep.join(str(p) for p in MANIFESTS),
+        WASMQ_CACHE_DIR=str(cache_dir),
+        WASMQ_VISIBILITY_TIMEOUT_S=str(VISIBILITY_S),
+        WASMQ_TASK_TIME_LIMIT_S="5",
+        WASMQ_TIME_LIMIT_MARGIN_S="3",
+        WASMQ_RETRY_BACKOFF_S="0.2",
+        WASMQ_RETRY_BACKOFF_MAX_S="2",
+    )
+    for key in ("WASMQ_BROKER_URL", "WASMQ_RESULT_URL"):
+        env.pop(key, None)
+    return Scenario(name=name, settings=settings, env=env, log_dir=log_dir)
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, redis_url: str, cache_dir: Path, tmp_path: Path) -> Iterator[Scenario]:
+    sc = build_scenario(request.node.name.removeprefix("test_"), redis_url, cache_dir, tmp_path)
+    try:
+        yield sc
+    finally:
+        for worker in sc.workers:
+            worker.stop()
+        sc.dead().purge()
+
+
+class BackgroundBatch:
+    """`client.map` in a thread, so the test can break things while it runs."""
+
+    def __init__(self, client: Client, module: str, function: str, inputs: list[str], **kw: Any) -> None:
+        self.done = 0
+        self.outcomes: list[Outcome] | None = None
+        self.error: BaseException | None = None
+        self.started = threading.Event()
+
+        def progress(done: int, total: int) -> None:
+            self.done = done
+            self.started.set()
+
+        def run() -> None:
+            try:
+                self.outcomes = client.map(module, function, inputs, progress=progress, **kw)
+            except BaseException as exc:  # reported by join()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def wait_until(self, predicate: Callable[[int], bool], timeout: float = 60) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not predicate(self.done):
+            if self.error is not None:
+                raise self.error
+            assert time.monotonic() < deadline, f"batch stuck at {self.done}"
+            time.sleep(0.02)
+
+    def join(self, timeout: float = 240) -> list[Outcome]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"batch did not finish ({self.done} done)"
+        if self.error is not None:
+            raise self.error
+        assert self.outcomes is not None
+        return self.outcomes

@@ -1,0 +1,75 @@
+"""Workers dying mid-batch: a pool child killed, a whole node killed, a node told to stop (SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.reliability.conftest import BackgroundBatch, Scenario
+
+pytestmark = pytest.mark.reliability
+
+N = 1200
+CHUNK = 2
+
+
+def names(n: int = N) -> list[str]:
+    return [f"user-{i}" for i in range(n)]
+
+
+def check_all_greeted(outcomes: list, inputs: list[str]) -> None:
+    assert len(outcomes) == len(inputs)
+    wrong = [(i, o) for i, (o, n) in enumerate(zip(outcomes, inputs, strict=True)) if o.output != f"Hello World, {n}!"]
+    assert not wrong, wrong[:3]
+
+
+def test_pool_child_sigkill_mid_batch(scenario: Scenario) -> None:
+    with scenario.client() as client:
+        worker = scenario.start_worker(client)
+        inputs = names()
+        batch = BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
+        scenario.messages = N // CHUNK
+        with scenario.client() as observer:
+            for threshold in (50, 300, 600):
+                pids = worker.pool_pids(observer)
+                batch.wait_until(lambda done, t=threshold: done >= t)
+                os.kill(pids[0], signal.SIGKILL)
+                time.sleep(0.2)
+        outcomes = batch.join()
+        check_all_greeted(outcomes, inputs)
+        assert worker.alive()
+        worker.stop()  # flushes its log
+        assert "exited with 'signal 9 (SIGKILL)'" in worker.log_text(limit=None)
+        scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
+
+
+def test_whole_node_sigkill_mid_batch_then_new_node(scenario: Scenario) -> None:
+    with scenario.client() as client:
+        first = scenario.start_worker(client)
+        inputs = names()
+        batch = BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
+        scenario.messages = N // CHUNK
+        batch.wait_until(lambda done: done >= 100)
+        first.kill_node(signal.SIGKILL)
+        scenario.start_worker(client)  # its messages come back after the visibility timeout
+        outcomes = batch.join()
+        check_all_greeted(outcomes, inputs)
+        scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
+
+
+def test_sigterm_mid_batch_finishes_or_requeues(scenario: Scenario) -> None:
+    with scenario.client() as client:
+        first = scenario.start_worker(client)
+        inputs = names()
+        batch = BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
+        scenario.messages = N // CHUNK
+        batch.wait_until(lambda done: done >= 100)
+        first.stop()  # SIGTERM: warm shutdown
+        assert not first.alive()
+        scenario.start_worker(client)
+        outcomes = batch.join()
+        check_all_greeted(outcomes, inputs)
+        scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())

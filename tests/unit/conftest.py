@@ -1,0 +1,82 @@
+"""Unit-test fixtures: one real Sandbox (both manifests, a private precompiled cache) shared by the session,
+and helpers to build ad hoc modules from WAT text and to instantiate a registered module by hand."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from worker.catalog import ModuleCatalog
+from worker.config import Settings
+from worker.manifest import FunctionSpec, Limits, ModuleSpec
+from worker.sandbox import Sandbox
+from worker.sandbox.memory import GuestMemory
+
+ROOT = Path(__file__).resolve().parents[2]
+GREETING_MANIFEST = ROOT / "modules" / "manifest.json"
+HOSTILE_MANIFEST = ROOT / "tests" / "hostile" / "manifest.json"
+HOSTILE_DIR = ROOT / "tests" / "hostile"
+BOTH_MANIFESTS = (GREETING_MANIFEST, HOSTILE_MANIFEST)
+
+
+def greeting(name: str) -> str:
+    return f"Hello World, {name}!"
+
+
+@pytest.fixture(scope="session")
+def unit_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("unit-cache")
+
+
+@pytest.fixture(scope="session")
+def sandbox(unit_cache_dir: Path) -> Iterator[Sandbox]:
+    """The sandbox every test shares: a hostile call must leave it fit for the next one."""
+    with Sandbox(ModuleCatalog.from_manifests(BOTH_MANIFESTS), settings=Settings(cache_dir=unit_cache_dir)) as sb:
+        yield sb
+
+
+def wat_spec(
+    directory: Path,
+    name: str,
+    wat: str,
+    functions: dict[str, str],
+    *,
+    batch: dict[str, str] | None = None,
+    limits: Limits | None = None,
+) -> ModuleSpec:
+    """Compile `wat` to a .wasm file in `directory` and describe it; `functions` maps export name to ABI."""
+    wasm = wasmtime.wat2wasm(wat)
+    path = directory / f"{name}.wasm"
+    path.write_bytes(wasm)
+    abis = set(functions.values())
+    return ModuleSpec(
+        name=name,
+        version="0.0.1",
+        path=path,
+        sha256=hashlib.sha256(wasm).hexdigest(),
+        abi=abis.pop() if len(abis) == 1 else "packed",
+        functions={f: FunctionSpec(name=f, abi=abi, batch=(batch or {}).get(f)) for f, abi in functions.items()},
+        limits=limits or Limits(),
+    )
+
+
+@contextmanager
+def instance(sandbox: Sandbox, ref: str | ModuleSpec) -> Iterator[tuple[wasmtime.Store, object, GuestMemory]]:
+    """A raw instance of a registered module in a fresh store (generous fuel, far deadline)."""
+    spec = ref if isinstance(ref, ModuleSpec) else sandbox.registry.resolve(ref)
+    compiled = sandbox.registry.compiled(spec)
+    store = wasmtime.Store(sandbox.engine)
+    store.set_fuel(10**9)
+    store.set_epoch_deadline(10**9)
+    try:
+        exports = compiled.pre.instantiate(store).exports(store)
+        memory = exports.get("memory")
+        assert isinstance(memory, wasmtime.Memory)
+        yield store, exports, GuestMemory(memory, store)
+    finally:
+        store.close()

@@ -1,0 +1,79 @@
+"""Batch framing: the host refuses a lying `F_many` answer and falls back to one call per item."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.conftest import greeting, instance
+from worker.errors import InvalidOutput, WasmqError
+from worker.sandbox import CallResult, Sandbox
+from worker.sandbox.abi import call_batch
+from worker.sandbox.validate import decode_frames, encode_frames
+
+NAMES = ["Alice", "", "Zoë 🌍", "Bob"]
+
+
+@pytest.mark.parametrize("function", ["greet", "greet_lying"])
+def test_lying_batch_falls_back_to_per_item_results(sandbox: Sandbox, function: str) -> None:
+    results = sandbox.call_many("bad-frames", function, NAMES)
+    assert len(results) == len(NAMES)
+    for name, result in zip(NAMES, results, strict=True):
+        assert isinstance(result, CallResult), result
+        assert result.output == greeting(name)
+        assert result.usage.fuel > 0
+
+
+def test_fallback_keeps_bad_inputs_typed_and_in_place(sandbox: Sandbox) -> None:
+    results = sandbox.call_many("bad-frames", "greet", ["a", 7, "b"])
+    assert isinstance(results[0], CallResult) and results[0].output == greeting("a")
+    assert isinstance(results[1], WasmqError) and results[1].type == "InvalidInput"
+    assert isinstance(results[2], CallResult) and results[2].output == greeting("b")
+
+
+def test_wrong_item_count_is_invalid_output_as_a_batch(sandbox: Sandbox) -> None:
+    with instance(sandbox, "bad-frames") as (_, exports, mem), pytest.raises(InvalidOutput) as info:
+        call_batch(exports, mem, "greet_many", [b"a", b"b", b"c"], 1024)  # type: ignore[arg-type]
+    assert "4 items for 3 inputs" in info.value.message
+
+
+def test_item_length_past_the_block_is_invalid_output_as_a_batch(sandbox: Sandbox) -> None:
+    with instance(sandbox, "bad-frames") as (_, exports, mem), pytest.raises(InvalidOutput) as info:
+        call_batch(exports, mem, "lying_len_many", [b"a", b"b"], 2048)  # type: ignore[arg-type]
+    assert "past the end" in info.value.message
+
+
+def test_item_length_over_the_output_limit_is_invalid_output_as_a_batch(sandbox: Sandbox) -> None:
+    # lying_len_many's first item claims 1000 bytes: over a 100-byte item limit, refused before the bounds check.
+    with instance(sandbox, "bad-frames") as (_, exports, mem), pytest.raises(InvalidOutput) as info:
+        call_batch(exports, mem, "lying_len_many", [b"a", b"b"], 100)  # type: ignore[arg-type]
+    assert "over the limit" in info.value.message
+
+
+@pytest.mark.parametrize("module", ["greeting", "greeting-c"])
+def test_honest_batch_export_answers_one_frame_per_item(sandbox: Sandbox, module: str) -> None:
+    items = [name.encode() for name in NAMES]
+    with instance(sandbox, module) as (_, exports, mem):
+        raw = call_batch(exports, mem, "greet_many", items, 1024)  # type: ignore[arg-type]
+    assert [r.decode() for r in raw] == [greeting(n) for n in NAMES]
+
+
+def test_encode_frames_layout() -> None:
+    assert encode_frames([b"ab", b""]) == b"\x02\x00\x00\x00\x02\x00\x00\x00ab\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize(
+    ("block", "expected", "fragment"),
+    [
+        (b"", 1, "no item count"),
+        (b"\x01\x00\x00", 1, "no item count"),
+        (b"\x02\x00\x00\x00", 1, "2 items for 1 inputs"),
+        (b"\x01\x00\x00\x00\x05\x00", 1, "length header past the end"),
+        (b"\x01\x00\x00\x00\x05\x00\x00\x00abc", 1, "runs past the end"),
+        (b"\x01\x00\x00\x00\x01\x00\x00\x00abc", 1, "trailing bytes"),
+        (b"\x01\x00\x00\x00\xff\xff\xff\xff", 1, "over the limit"),
+    ],
+)
+def test_decode_frames_refuses_bad_framing(block: bytes, expected: int, fragment: str) -> None:
+    with pytest.raises(InvalidOutput) as info:
+        decode_frames(block, expected=expected, max_item_bytes=64)
+    assert fragment in info.value.message
