@@ -8,7 +8,7 @@ Redis waits before redelivering an unacked message) is kept above every task's h
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import task_failure, worker_process_init, worker_process_shutdown
+from celery.signals import task_failure, task_internal_error, worker_process_init, worker_process_shutdown
 
 from . import tasks
 from .config import Settings, get_settings
@@ -29,8 +29,11 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 60,
     }
+    redis_broker = settings.broker.startswith(("redis://", "rediss://", "unix://"))
     app.conf.update(
         broker_url=settings.broker,
+        # Our hardened Redis transport for Redis brokers (see worker/redis_transport.py); others as named.
+        broker_transport="worker.redis_transport:Transport" if redis_broker else None,
         result_backend=f"worker.results.PollingRedisBackend+{settings.backend}" if producer else settings.backend,
         task_serializer="json",
         result_serializer="json",
@@ -67,5 +70,6 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
 worker_process_init.connect(init_sandbox, weak=False)
 worker_process_shutdown.connect(close_sandbox, weak=False)
 task_failure.connect(record_failure, weak=False)
+task_internal_error.connect(record_failure, weak=False)  # e.g. kwargs that are not a mapping
 
 app = make_app(get_settings())

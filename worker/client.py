@@ -6,10 +6,13 @@ non-text input) is refused here, before anything is enqueued.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.result import AsyncResult
 from celery.states import SUCCESS
@@ -21,18 +24,31 @@ from .catalog import ModuleCatalog
 from .config import Settings, get_settings
 from .constants import CALL_MANY_TASK, CALL_TASK
 from .errors import BrokerUnavailable, InvalidInput, WasmqError
+from .lost import find_lost
 from .manifest import Limits
 from .outcome import Outcome, to_error
-from .results import wait_for_results
+from .results import stored_meta, wait_for_results
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger("wasmq.client")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What was sent under one task id, kept so that a lost message can be sent again unchanged."""
+
+    name: str
+    args: list[Any]
+    options: dict[str, Any]
 
 
 class Job:
     """A submitted call; `get` waits for its output or raises its typed error."""
 
-    def __init__(self, result: AsyncResult) -> None:
+    def __init__(self, result: AsyncResult, client: Client, sent: Sent) -> None:
         self.result = result
+        self.client = client
+        self.sent = sent
 
     @property
     def id(self) -> str:
@@ -43,7 +59,8 @@ class Job:
         found: dict[str, Any] = {}
         wait_for_results(
             self.result.app, [self.id], lambda _, meta: found.update(meta), timeout=timeout,
-            describe=lambda: f" (job {self.id})",
+            describe=lambda: f" (job {self.id})", on_stall=self.client.resender({self.id: self.sent}),
+            stall_s=self.client.settings.stall_check_s,
         )  # fmt: skip
         value = found.get("result")
         if found.get("status") == SUCCESS and isinstance(value, dict):
@@ -94,18 +111,36 @@ class Client:
         soft = math.ceil(budget + self.settings.time_limit_margin_s / 2)
         return {"time_limit": hard, "soft_time_limit": soft, "queue": self.settings.queue}
 
-    def _send(self, name: str, args: list[Any], options: dict[str, Any]) -> AsyncResult:
+    def _send(self, sent: Sent, task_id: str | None = None) -> AsyncResult:
         try:
-            return self.app.send_task(name, args=args, **options)
+            return self.app.send_task(sent.name, args=sent.args, task_id=task_id, **sent.options)
         except (OperationalError, RedisConnectionError) as exc:
             raise BrokerUnavailable(f"broker unreachable at {self.settings.broker}: {exc}") from None
+
+    def resender(self, sent: dict[str, Sent]) -> Callable[[set[str]], None]:
+        """An `on_stall` callback that sends again, under the same id, those messages that were lost."""
+
+        def on_stall(pending: set[str]) -> None:
+            if not self.settings.broker.startswith(("redis://", "rediss://", "unix://")):
+                return  # other brokers keep a message until it is acknowledged
+            has_state = set(stored_meta(self.app, pending))
+            with redis.Redis.from_url(self.settings.broker, socket_timeout=10) as broker:
+                lost = find_lost(broker, self.settings.queue, pending, has_state)
+            for task_id in sorted(lost):
+                log.warning(
+                    "job %s vanished from the broker (no result, not queued, not held); sending it again", task_id
+                )
+                self._send(sent[task_id], task_id=task_id)
+
+        return on_stall
 
     def submit(self, module: str, function: str, input: str, **limits: int) -> Job:
         """Enqueue one call; limits (fuel, timeout_ms, memory_mb, ...) may only lower the module's."""
         lim = self.check(module, function, limits)
         if not isinstance(input, str):
             raise InvalidInput(f"input must be a string, not {type(input).__name__}")
-        return Job(self._send(CALL_TASK, [module, function, input, limits or None], self._options(lim, 1)))
+        sent = Sent(CALL_TASK, [module, function, input, limits or None], self._options(lim, 1))
+        return Job(self._send(sent), self, sent)
 
     def map(
         self,
@@ -128,11 +163,11 @@ class Client:
                 raise InvalidInput(f"input {index} must be a string, not {type(item).__name__}")
         starts = list(range(0, len(inputs), size))
         options = self._options(lim, min(size, len(inputs)) if inputs else 1)
-        sent = [
-            self._send(CALL_MANY_TASK, [module, function, list(inputs[s : s + size]), limits or None], options)
-            for s in starts
-        ]
-        start_of = {r.id: s for r, s in zip(sent, starts, strict=True)}
+        messages = [Sent(CALL_MANY_TASK, [module, function, list(inputs[s : s + size]), limits or None], options)
+                    for s in starts]  # fmt: skip
+        results = [self._send(message) for message in messages]
+        start_of = {r.id: s for r, s in zip(results, starts, strict=True)}
+        sent_by_id = {r.id: m for r, m in zip(results, messages, strict=True)}
         outcomes: list[Outcome | None] = [None] * len(inputs)
         done = 0
         if progress:
@@ -157,8 +192,9 @@ class Client:
                 progress(done, len(inputs))
 
         wait_for_results(
-            self.app, start_of, collect, timeout=timeout, describe=lambda: f" ({done} of {len(inputs)} done)"
-        )
+            self.app, start_of, collect, timeout=timeout, describe=lambda: f" ({done} of {len(inputs)} done)",
+            on_stall=self.resender(sent_by_id), stall_s=self.settings.stall_check_s,
+        )  # fmt: skip
         missing = [i for i, o in enumerate(outcomes) if o is None]
         if missing:
             raise WasmqError(f"{len(missing)} batch results never arrived (first: input {missing[0]})")

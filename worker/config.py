@@ -46,6 +46,7 @@ class Settings:
     retry_backoff_s: float = 0.5  # first retry waits up to this long (full jitter), doubling per attempt
     retry_backoff_max_s: float = 30.0
     max_worker_lost_retries: int = 3  # a job whose worker process dies is run again at most this often
+    stall_check_s: float = 10.0  # a producer waiting this long without a result looks for lost messages
     max_captured_output: int = 64 * 1024  # bytes of WASI stdout/stderr kept per call
     log_format: str = "auto"  # auto | json | console
 
@@ -93,6 +94,7 @@ class Settings:
             ("WASMQ_TIME_LIMIT_MARGIN_S", "time_limit_margin_s"),
             ("WASMQ_RETRY_BACKOFF_S", "retry_backoff_s"),
             ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
+            ("WASMQ_STALL_CHECK_S", "stall_check_s"),
         ):
             if env.get(var):
                 kw[name] = _positive_float(var, env[var])

@@ -1,9 +1,10 @@
 """Where jobs leave the normal path: final failures and malformed messages go to the dead-letter queue.
 
 `record_failure` is connected to Celery's `task_failure` signal, which fires once per job that failed for
-good (in the pool child for an error, in the worker's main process for a lost child or a hard time limit);
-retries do not fire it. `DeadLetteringConsumer` replaces Celery's consumer so that a message no task can
-take (not JSON, pickle, wrong envelope, unknown task) is recorded before it is dropped, instead of only logged.
+good (in the pool child for an error, in the worker's main process for a lost child or a hard time limit;
+retries do not fire it), and to `task_internal_error` (a message Celery could not even call the task with).
+`DeadLetteringConsumer` replaces Celery's consumer so that a message no task can take (not JSON, pickle,
+wrong envelope, unknown task) is recorded before it is dropped, instead of only logged.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def record_failure(
 ) -> None:
     """`task_failure` handler: one dead-letter entry per job that failed for good."""
     request = getattr(sender, "request", None)
-    args, truncated = bounded_payload(list(kw.get("args") or []))
+    raw_args, raw_kwargs = kw.get("args"), kw.get("kwargs")
+    well_formed = isinstance(raw_args, list | tuple) and isinstance(raw_kwargs, dict | None)
+    args, truncated = bounded_payload(list(raw_args or ()) if well_formed else [raw_args, raw_kwargs])
+    truncated = truncated or not well_formed  # a message whose arguments cannot be called cannot be requeued
     error = to_error(exception)
     entry = DeadLetter(
         id=str(task_id or new_id()),
@@ -50,8 +54,8 @@ def record_failure(
         error=error.to_dict(),
         task=getattr(sender, "name", None),
         args=args if not truncated else None,
-        raw=args if truncated else None,
-        kwargs=dict(kw.get("kwargs") or {}),
+        raw=None if not truncated else args if isinstance(args, str) else repr(args),
+        kwargs=dict(raw_kwargs) if well_formed and raw_kwargs else None,
         attempts=int(getattr(request, "retries", 0) or 0) + 1,
         queue=((getattr(request, "delivery_info", None) or {}).get("routing_key")),
         worker=getattr(request, "hostname", None),
@@ -93,21 +97,28 @@ def _record_malformed(message: Any, why: str, exc: BaseException | None) -> None
     )
 
 
+def record_bad_envelope(item: bytes | str, queue: str, exc: BaseException) -> None:
+    """A queue entry that is not a message envelope at all (see worker/redis_transport.py)."""
+    text = item.decode("utf-8", errors="replace") if isinstance(item, bytes | bytearray) else str(item)
+    log.error("dropping a queue entry that is not a message (%s): %r", exc, text[:200])
+    _safe_record(
+        DeadLetter(
+            id=new_id(),
+            reason="malformed",
+            error={
+                "type": "MalformedMessage",
+                "message": f"queue entry is not a message envelope: {exc}"[:2000],
+                "retryable": False,
+            },
+            raw=text[: 64 * 1024],
+            queue=queue,
+            truncated=len(text) > 64 * 1024,
+        )
+    )
+
+
 class DeadLetteringConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, recording every message it cannot turn into a task before dropping it.
-
-    It also survives a broker restart that Celery 5.7 + kombu's Redis transport do not: after the broker
-    connection is lost, closing the dead connection makes its channel restore its unacked messages through
-    a transport whose client was already collected (`AttributeError` on `conninfo.hostname`), which Celery
-    treats as unrecoverable and the worker exits. Those messages stay in Redis's unacked set and come back
-    after the visibility timeout; the worker only needs to go on reconnecting.
-    """
-
-    def on_connection_error_after_connected(self, exc: BaseException) -> None:
-        try:
-            super().on_connection_error_after_connected(exc)
-        except AttributeError as closing_error:
-            log.warning("broker connection lost; ignoring an error while closing it: %r", closing_error)
+    """Celery's consumer, recording every message it cannot turn into a task before dropping it."""
 
     def on_decode_error(self, message: Any, exc: BaseException) -> None:
         content_type = getattr(message, "content_type", "?")

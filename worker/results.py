@@ -36,8 +36,8 @@ MGET_BATCH = 1000
 OUTAGE_GRACE_S = 120.0  # how long the backend may stay unreachable before the wait gives up
 
 
-def ready_meta(app: Celery, task_ids: Collection[str]) -> dict[str, dict[str, Any]]:
-    """Stored metadata of those `task_ids` that are finished (SUCCESS or FAILURE), read in one pass."""
+def stored_meta(app: Celery, task_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Stored metadata (any state) of those `task_ids` that have some, read in one pass."""
     backend = app.backend
     ids = list(task_ids)
     found: dict[str, dict[str, Any]] = {}
@@ -46,10 +46,13 @@ def ready_meta(app: Celery, task_ids: Collection[str]) -> dict[str, dict[str, An
         raw = backend.client.mget([backend.get_key_for_task(task_id) for task_id in part])
         for task_id, payload in zip(part, raw, strict=True):
             if payload is not None:
-                meta = backend.decode_result(payload)
-                if meta.get("status") in READY_STATES:
-                    found[task_id] = meta
+                found[task_id] = backend.decode_result(payload)
     return found
+
+
+def ready_meta(app: Celery, task_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Stored metadata of those `task_ids` that are finished (SUCCESS or FAILURE)."""
+    return {i: m for i, m in stored_meta(app, task_ids).items() if m.get("status") in READY_STATES}
 
 
 def wait_for_results(
@@ -59,12 +62,17 @@ def wait_for_results(
     *,
     timeout: float | None,
     describe: Callable[[], str] = lambda: "",
+    on_stall: Callable[[set[str]], None] | None = None,
+    stall_s: float = 10.0,
 ) -> None:
-    """Call `on_result(task_id, meta)` once per task as it finishes; `JobTimeout` after `timeout` seconds."""
+    """Call `on_result(task_id, meta)` once per task as it finishes; `JobTimeout` after `timeout` seconds.
+
+    `on_stall(pending)` runs whenever `stall_s` seconds pass without a result (see worker/lost.py)."""
     pending = set(task_ids)
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = POLL_START_S
     down_since: float | None = None
+    last_progress = time.monotonic()
     while pending:
         try:
             ready = ready_meta(app, pending)
@@ -79,6 +87,14 @@ def wait_for_results(
             on_result(task_id, meta)
         if not pending:
             return
+        if ready:
+            last_progress = time.monotonic()
+        elif on_stall is not None and time.monotonic() - last_progress >= stall_s:
+            last_progress = time.monotonic()
+            try:
+                on_stall(set(pending))
+            except (RedisConnectionError, RedisTimeoutError, OperationalError):
+                pass  # the broker is away: try again at the next stall
         if deadline is not None and time.monotonic() >= deadline:
             raise JobTimeout(f"did not finish within {timeout} s{describe()}")
         delay = POLL_START_S if ready else min(POLL_MAX_S, delay * 2)
