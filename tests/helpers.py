@@ -37,6 +37,7 @@ class WorkerProcess:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_text()}")
             if client.app.control.ping(destination=[self.node], timeout=0.5):
                 return
+        self.stop()  # never leave a worker behind that no fixture will stop
         raise RuntimeError(f"worker {self.node} did not answer within {timeout} s:\n{self.log_text()}")
 
     def log_text(self, limit: int | None = 5000) -> str:

@@ -1,0 +1,499 @@
+"""Many hosts on one machine: one Redis, three worker nodes with distinct node names.
+
+Where the machine allows it (root, `ip netns`, veth pairs) every node runs in a network namespace of its
+own, with its own address, and reaches Redis over its veth pair at the root-namespace end; otherwise the
+nodes are plain processes on 127.0.0.1. The mode is printed in the test session's output and stored as the
+tests' `network_mode` property; WASMQ_TEST_NETNS=0 forces plain processes.
+
+Addresses: 127.0.0.1 and 10.250.X.0/24 on veth pairs created here (nothing leaves the machine). Everything
+started here (namespaces, veths, Redis, workers) is removed by pid or by name at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import MANIFESTS
+from tests.helpers import WorkerProcess
+from worker.client import Client
+from worker.config import Settings
+from worker.embedded_redis import find_redis_server, free_port
+from worker.outcome import Outcome
+
+pytestmark = pytest.mark.integration
+
+NODES = 3
+# A short visibility timeout, so that the messages a SIGKILLed node held come back within the test.
+# Every hard time limit must stay below it: jobs here ask for a 200 ms deadline (chunk of 10: 8 s limit).
+VISIBILITY_S = 20
+SHORT_LIMITS = {
+    "visibility_timeout_s": ("WASMQ_VISIBILITY_TIMEOUT_S", VISIBILITY_S),
+    "task_time_limit_s": ("WASMQ_TASK_TIME_LIMIT_S", 10),
+    "time_limit_margin_s": ("WASMQ_TIME_LIMIT_MARGIN_S", 5),
+    "retry_backoff_max_s": ("WASMQ_RETRY_BACKOFF_MAX_S", 5),
+}
+TIMEOUT_MS = 200
+CHUNK = 10
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], check=False, capture_output=True, text=True, timeout=10)
+
+
+@dataclass
+class Network:
+    """Where each node runs and which address it uses to reach Redis."""
+
+    mode: str  # "netns" or "processes"
+    redis_binds: list[str]
+    node_redis_hosts: list[str]
+    namespaces: list[str | None]
+    node_addresses: list[str]
+    why: str = ""
+    _links: list[str] = field(default_factory=list)
+
+    def teardown(self) -> None:
+        for link in self._links:
+            _ip("link", "del", link)
+        for ns in self.namespaces:
+            if ns:
+                _ip("netns", "del", ns)
+
+
+def plain_network(why: str) -> Network:
+    loop = ["127.0.0.1"] * NODES
+    return Network("processes", ["127.0.0.1"], loop, [None] * NODES, loop, why=why)
+
+
+def _free_subnet() -> int | None:
+    """A third octet X such that nothing on this machine uses 10.250.X.0/24 yet."""
+    used = _ip("-4", "addr").stdout + _ip("-4", "route").stdout
+    for _ in range(20):
+        octet = random.randrange(1, 255)
+        if f"10.250.{octet}." not in used:
+            return octet
+    return None
+
+
+def namespaced_network() -> Network:
+    """Three namespaces, each joined to the root namespace by a veth pair with a /30 of its own."""
+    if os.environ.get("WASMQ_TEST_NETNS") == "0":
+        return plain_network("WASMQ_TEST_NETNS=0")
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return plain_network("network namespaces need root and iproute2")
+    octet = _free_subnet()
+    if octet is None:
+        return plain_network("no free 10.250.X.0/24 subnet")
+    token = uuid.uuid4().hex[:6]
+    net = Network("netns", ["127.0.0.1"], [], [], [])
+    try:
+        for i in range(NODES):
+            ns, root_end, ns_end = f"wasmq-{token}-{i}", f"wq{token}r{i}", f"wq{token}n{i}"
+            root_ip, ns_ip = f"10.250.{octet}.{4 * i + 1}", f"10.250.{octet}.{4 * i + 2}"
+            steps = [
+                ("netns", "add", ns),
+                ("link", "add", root_end, "type", "veth", "peer", "name", ns_end, "netns", ns),
+                ("addr", "add", f"{root_ip}/30", "dev", root_end),
+                ("link", "set", root_end, "up"),
+                ("-n", ns, "addr", "add", f"{ns_ip}/30", "dev", ns_end),
+                ("-n", ns, "link", "set", ns_end, "up"),
+                ("-n", ns, "link", "set", "lo", "up"),
+            ]
+            for step in steps:
+                done = _ip(*step)
+                if step[0] == "netns":
+                    net.namespaces.append(ns)
+                elif step[0] == "link" and step[1] == "add":
+                    net._links.append(root_end)
+                if done.returncode != 0:
+                    raise OSError(f"ip {' '.join(step)}: {done.stderr.strip()}")
+            net.redis_binds.append(root_ip)
+            net.node_redis_hosts.append(root_ip)
+            net.node_addresses.append(ns_ip)
+    except (OSError, subprocess.SubprocessError) as exc:
+        net.teardown()
+        return plain_network(f"could not build namespaces ({exc})")
+    return net
+
+
+class RedisServer:
+    """A throwaway redis-server bound to the given addresses (EmbeddedRedis binds 127.0.0.1 only)."""
+
+    def __init__(self, binds: list[str]) -> None:
+        self.binds = binds
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="wasmq-redis-multinode-"))
+        args = [
+            find_redis_server(), "--port", str(self.port), "--bind", *binds, "--protected-mode", "no",
+            "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"redis://{host}:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Node(WorkerProcess):
+    """A `wasmq worker` (concurrency 1), in a network namespace when `netns` is given."""
+
+    def __init__(self, env: dict[str, str], *, log_dir: Path, name: str, netns: str | None) -> None:
+        super().__init__(env, log_dir=log_dir, concurrency=1, name=name)
+        self.netns = netns
+
+    def launch(self) -> None:
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        cmd = [
+            *prefix, sys.executable, "-m", "worker.cli", "worker",
+            f"--concurrency={self.concurrency}", f"--hostname={self.node}", "--loglevel=INFO",
+        ]  # fmt: skip
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, client: Client, timeout: float = 60.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_text()}")
+            if client.app.control.ping(destination=[self.node], timeout=0.5):
+                return
+        raise RuntimeError(f"worker {self.node} did not answer within {timeout} s:\n{self.log_text()}")
+
+    def start(self, client: Client, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(client, timeout)
+
+
+@dataclass
+class Cluster:
+    net: Network
+    redis: RedisServer
+    settings: Settings
+    envs: list[dict[str, str]]
+    log_dir: Path
+    nodes: list[Node] = field(default_factory=list)
+
+    def add_node(self, index: int, name: str) -> Node:
+        node = Node(self.envs[index], log_dir=self.log_dir, name=name, netns=self.net.namespaces[index])
+        self.nodes.append(node)
+        return node
+
+
+def _reachable_from_namespaces(net: Network, port: int) -> str | None:
+    for ns, host in zip(net.namespaces, net.node_redis_hosts, strict=True):
+        probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=3).close()"
+        done = subprocess.run(
+            ["ip", "netns", "exec", str(ns), sys.executable, "-c", probe],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            return f"Redis at {host}:{port} unreachable from {ns}: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def report(request: pytest.FixtureRequest, line: str) -> None:
+    """A line in the session's output even while pytest captures output."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.ensure_newline()
+        reporter.write_line(line)
+
+
+def network_and_redis() -> tuple[Network, RedisServer]:
+    """Namespaces if possible, and a Redis every node can reach; plain processes on 127.0.0.1 otherwise."""
+    net = namespaced_network()
+    if net.mode == "processes":
+        return net, RedisServer(net.redis_binds)
+    try:
+        server = RedisServer(net.redis_binds)
+    except (OSError, redis.exceptions.ConnectionError) as exc:
+        net.teardown()
+        net = plain_network(f"redis-server could not bind the veth addresses ({exc})")
+        return net, RedisServer(net.redis_binds)
+    problem = _reachable_from_namespaces(net, server.port)
+    if problem:
+        server.stop()
+        net.teardown()
+        net = plain_network(problem)
+        server = RedisServer(net.redis_binds)
+    return net, server
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    request: pytest.FixtureRequest, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    net, server = network_and_redis()
+    cl: Cluster | None = None
+    try:
+        queue = f"wasmq-multinode-{uuid.uuid4().hex[:8]}"
+        settings = Settings(
+            redis_url=server.url(),
+            queue=queue,
+            manifests=MANIFESTS,
+            cache_dir=cache_dir,
+            chunk_size=CHUNK,
+            **{name: value for name, (_, value) in SHORT_LIMITS.items()},  # type: ignore[arg-type]
+        )
+        base = {k: v for k, v in os.environ.items() if not k.startswith("WASMQ_")}
+        base.update(
+            WASMQ_QUEUE=queue,
+            WASMQ_MANIFEST=os.pathsep.join(str(p) for p in MANIFESTS),
+            WASMQ_CACHE_DIR=str(cache_dir),
+            **{var: str(value) for var, value in SHORT_LIMITS.values()},
+        )
+        envs = [{**base, "WASMQ_REDIS_URL": server.url(host)} for host in net.node_redis_hosts]
+        cl = Cluster(net, server, settings, envs, tmp_path_factory.mktemp("multinode-logs"))
+        where = (
+            f"network namespaces {', '.join(str(n) for n in net.namespaces)} at {', '.join(net.node_addresses)}, "
+            f"Redis on {', '.join(net.redis_binds)}:{server.port}"
+            if net.mode == "netns"
+            else f"plain processes on 127.0.0.1 ({net.why})"
+        )
+        report(request, f"multinode: {NODES} worker nodes in mode '{net.mode}': {where}")
+        with Client(settings) as client:
+            for i in range(NODES):
+                cl.add_node(i, f"node{i}").launch()
+            for node in cl.nodes:
+                node.wait_ready(client)
+        yield cl
+    finally:
+        if cl is not None:
+            for node in cl.nodes:  # warm shutdowns in parallel, then wait for each
+                if node.alive():
+                    assert node.proc is not None
+                    node.proc.send_signal(signal.SIGTERM)
+            for node in cl.nodes:
+                node.stop()
+        server.stop()
+        net.teardown()
+
+
+@pytest.fixture
+def client(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Client]:
+    request.node.user_properties.append(("network_mode", cluster.net.mode))
+    with Client(cluster.settings) as c:
+        yield c
+
+
+def names(n: int, tag: str) -> list[str]:
+    return [f"{tag}-{i}" for i in range(n)]
+
+
+def check_greeted(outcomes: list[Outcome], inputs: list[str]) -> None:
+    assert len(outcomes) == len(inputs)
+    wrong = [(i, o) for i, (o, n) in enumerate(zip(outcomes, inputs, strict=True)) if o.output != f"Hello World, {n}!"]
+    assert not wrong, f"{len(wrong)} of {len(inputs)} wrong or missing, first: {wrong[:3]}"
+
+
+def served_by(outcomes: list[Outcome]) -> Counter[str]:
+    return Counter(str(o.meta.get("worker")) for o in outcomes)
+
+
+def test_every_node_serves_jobs(cluster: Cluster, client: Client) -> None:
+    inputs = names(3000, "batch")
+    outcomes = client.map("greeting", "greet", inputs, chunk_size=CHUNK, timeout=120, timeout_ms=TIMEOUT_MS)
+    check_greeted(outcomes, inputs)
+    served = served_by(outcomes)
+    running = {n.node for n in cluster.nodes[:NODES] if n.alive()}
+    assert len(running) == NODES, "run this test first: a later one stops a node"
+    assert set(served) == running, f"mode {cluster.net.mode}: jobs per node {dict(served)}"
+
+
+class BacklogBatch:
+    """A batch sent to a queue of its own that no node consumes yet, then released to every running node
+    (`add_consumer`): the whole batch is queued before any node works on it, so "mid-batch" does not depend
+    on how fast this machine is."""
+
+    def __init__(self, cluster: Cluster, control: Client, inputs: list[str]) -> None:
+        self.cluster, self.control, self.inputs = cluster, control, inputs
+        self.settings = cluster.settings.with_(queue=f"{cluster.settings.queue}-batch-{uuid.uuid4().hex[:6]}")
+        self.queue = self.settings.queue
+        self.messages = -(-len(inputs) // CHUNK)
+        self.outcomes: list[Outcome] | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            with Client(self.settings) as producer:
+                self.outcomes = producer.map(
+                    "greeting", "greet", self.inputs, chunk_size=CHUNK, timeout=180, timeout_ms=TIMEOUT_MS
+                )
+        except BaseException as exc:
+            self.error = exc
+
+    def env(self, index: int) -> dict[str, str]:
+        """The environment of a node that consumes this batch's queue."""
+        return {**self.cluster.envs[index], "WASMQ_QUEUE": self.queue}
+
+    def start(self) -> None:
+        """Send the whole batch; return once all of it is queued (no node takes from this queue yet)."""
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        with redis.Redis.from_url(self.settings.redis_url) as r:
+            while int(r.llen(self.queue)) < self.messages:
+                assert time.monotonic() < deadline and self.thread.is_alive(), "the batch was not queued"
+                time.sleep(0.05)
+
+    def release(self, nodes: list[WorkerProcess]) -> None:
+        """Let `nodes` take from the batch's queue."""
+        names = [n.node for n in nodes]
+        added = self.control.app.control.add_consumer(self.queue, destination=names, reply=True, timeout=10)
+        assert len(added) == len(names), added
+
+    def queued(self) -> int:
+        with redis.Redis.from_url(self.settings.redis_url) as r:
+            return int(r.llen(self.queue))
+
+    def start_with(self, victim: WorkerProcess, others: list[WorkerProcess]) -> int:
+        """Queue the batch, let `victim` take a job first (so that it surely has work of this batch), then
+        the `others`; return once a fifth of the batch has left the queue: the queue length then (about
+        four fifths of it: the batch is in full swing)."""
+        self.start()
+        self.release([victim])
+        deadline = time.monotonic() + 60
+        while not task_ids(victim.log_text(limit=None), "received"):
+            assert time.monotonic() < deadline, f"{victim.node} takes no job:\n{victim.log_text()}"
+            time.sleep(0.01)
+        self.release(others)
+        while (queued := self.queued()) > self.messages * 4 // 5:
+            assert time.monotonic() < deadline, "the nodes do not take jobs"
+            time.sleep(0.002)
+        return queued
+
+    def join(self) -> list[Outcome]:
+        self.thread.join(240)
+        if self.error is not None:
+            raise self.error
+        assert self.outcomes is not None, "the batch did not finish"
+        return self.outcomes
+
+
+def freeze_holding_a_job(node: WorkerProcess, timeout: float = 60.0) -> set[str]:
+    """SIGSTOP the node's whole process group at a moment it holds a message (received, not finished),
+    so that the SIGKILL that follows is sure to leave an unacknowledged message behind. Returns their ids."""
+    assert node.proc is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        os.killpg(node.proc.pid, signal.SIGSTOP)
+        log = node.log_text(limit=None)
+        held = task_ids(log, "received") - task_ids(log, "succeeded")
+        if held:
+            return held
+        os.killpg(node.proc.pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, f"the node never held a job; its log ends:\n{log[-3000:]}"
+        time.sleep(0.003)
+
+
+def task_ids(log: str, event: str) -> set[str]:
+    return set(re.findall(rf"Task wasmq\.call_many\[([0-9a-f-]+)\] {event}", log))
+
+
+def test_node_stopped_mid_batch_with_sigterm_loses_no_job(cluster: Cluster, client: Client) -> None:
+    running = [n for n in cluster.nodes if n.alive()]
+    victim, others = running[0], running[1:]
+    inputs = names(3000, "sigterm")
+    batch = BacklogBatch(cluster, client, inputs)
+    queued = batch.start_with(victim, others)
+    assert victim.proc is not None
+    victim.proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the running job, hand back the rest
+    outcomes = batch.join()
+    assert queued > 0, "the batch was over before the node was stopped"
+    assert victim.proc.wait(timeout=60) == 0, victim.log_text()
+    check_greeted(outcomes, inputs)
+    served = served_by(outcomes)
+    survivors = {n.node for n in cluster.nodes if n.alive()}
+    assert survivors and survivors <= set(served), f"jobs per node {dict(served)}"
+    assert served[victim.node] > 0, "the stopped node had served nothing of this batch"
+    assert "Warm shutdown" in victim.log_text(limit=None)
+
+
+def test_node_killed_mid_batch_its_jobs_come_back(
+    cluster: Cluster, client: Client, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL of a whole node (main process and pool): its unacknowledged messages stay in Redis and are
+    delivered again once the visibility timeout has passed, here to a replacement node started then (as an
+    orchestrator restarts a dead one; a running node also restores them, on kombu's periodic sweep)."""
+    inputs = names(3000, "sigkill")
+    others = [n for n in cluster.nodes if n.alive()]
+    victim = cluster.add_node(0, "victim")
+    victim.start(client)
+    batch = BacklogBatch(cluster, client, inputs)
+    replacement = Node(batch.env(1), log_dir=cluster.log_dir, name="replacement", netns=cluster.net.namespaces[1])
+    cluster.nodes.append(replacement)
+    # The victim alone takes from the batch until it is frozen holding a job; then the others start.
+    batch.start()
+    batch.release([victim])
+    held = freeze_holding_a_job(victim)
+    batch.release(others)
+    deadline = time.monotonic() + 60
+    while (queued := batch.queued()) > batch.messages * 4 // 5:
+        assert time.monotonic() < deadline, "the nodes do not take jobs"
+        time.sleep(0.002)
+    victim.kill_node(signal.SIGKILL)
+    timer = threading.Timer(VISIBILITY_S + 2, replacement.launch)
+    timer.start()
+    try:
+        outcomes = batch.join()
+    finally:
+        timer.cancel()
+        timer.join()
+    assert queued > 0, "the batch was over before the node was killed"
+    assert not victim.alive()
+    check_greeted(outcomes, inputs)
+    logs = {n.node: n.log_text(limit=None) for n in cluster.nodes}
+    assert held == task_ids(logs[victim.node], "received") - task_ids(logs[victim.node], "succeeded")
+    others = set().union(*(task_ids(text, "succeeded") for node, text in logs.items() if node != victim.node))
+    # Every message the node died holding was run again elsewhere (its result is in `outcomes` too).
+    assert held <= others, f"held by the killed node and never run again: {held - others}"
+    # At least 1, by construction (freeze_holding_a_job).
+    request.node.user_properties.append(("redelivered_after_sigkill", len(held)))
