@@ -35,6 +35,36 @@ def _add_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
 
+def _add_admin_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`wasmq dead ...` and `wasmq modules ...`."""
+    dead = sub.add_parser("dead", help="the dead-letter queue: jobs that failed for good, malformed messages")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True, parser_class=_Parser)
+    dead_list = dead_sub.add_parser("list", help="list dead letters, oldest first")
+    dead_list.add_argument("--json", action="store_true")
+    dead_list.add_argument("--limit", type=int, help="at most this many")
+    dead_sub.add_parser("show", help="one dead letter in full").add_argument("id")
+    dead_requeue = dead_sub.add_parser("requeue", help="send dead jobs again")
+    dead_requeue.add_argument("id", nargs="?")
+    dead_requeue.add_argument("--all", action="store_true")
+    dead_sub.add_parser("purge", help="delete every dead letter")
+
+    modules = sub.add_parser("modules", help="publish, list and verify modules")
+    modules_sub = modules.add_subparsers(dest="modules_command", required=True, parser_class=_Parser)
+    add = modules_sub.add_parser("add", help="check a module file and add it to the manifest")
+    add.add_argument("file")
+    add.add_argument("--name", required=True)
+    add.add_argument("--version", required=True)
+    add.add_argument("--abi", required=True, choices=["packed", "seed-rust", "seed-c", "scalar"])
+    add.add_argument("--function", action="append", required=True, help="a function to expose (repeatable)")
+    add.add_argument("--batch", action="append", help="FUNCTION=EXPORT: the batch export of a packed function")
+    add.add_argument("--manifest", help="manifest to add to (default: the first of WASMQ_MANIFEST)")
+    add.add_argument("--description")
+    for flag in ("--fuel", "--timeout-ms", "--memory-mb", "--max-input-bytes", "--max-output-bytes", "--max-retries"):
+        add.add_argument(flag, type=int)
+    modules_sub.add_parser("list", help="registered modules").add_argument("--json", action="store_true")
+    modules_sub.add_parser("verify", help="check every registered module as a worker would")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wasmq", description="Run untrusted WebAssembly module calls, locally or on a queue.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -70,16 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname", help="node name, e.g. w1@%%h")
     worker.add_argument("--loglevel", default="INFO")
 
-    dead = sub.add_parser("dead", help="the dead-letter queue: jobs that failed for good, malformed messages")
-    dead_sub = dead.add_subparsers(dest="dead_command", required=True, parser_class=_Parser)
-    dead_list = dead_sub.add_parser("list", help="list dead letters, oldest first")
-    dead_list.add_argument("--json", action="store_true")
-    dead_list.add_argument("--limit", type=int, help="at most this many")
-    dead_sub.add_parser("show", help="one dead letter in full").add_argument("id")
-    dead_requeue = dead_sub.add_parser("requeue", help="send dead jobs again")
-    dead_requeue.add_argument("id", nargs="?")
-    dead_requeue.add_argument("--all", action="store_true")
-    dead_sub.add_parser("purge", help="delete every dead letter")
+    _add_admin_parsers(sub)
 
     demo = sub.add_parser("demo", help="the main job end to end: Redis, workers, a batch of greetings")
     demo.add_argument("--count", type=int, default=2000, help="how many greetings")

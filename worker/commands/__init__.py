@@ -6,7 +6,7 @@ import argparse
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from . import call, dead, demo, queue, serve  # import only what the command needs
+    from . import call, dead, demo, modules, queue, serve  # import only what the command needs
 
     handlers = {
         "call": call.run,
@@ -15,5 +15,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "worker": serve.run,
         "demo": demo.run,
         "dead": dead.run,
+        "modules": modules.run,
     }
     return handlers[args.command](args)
