@@ -17,20 +17,36 @@ from worker.client import Client
 class WorkerProcess:
     """A real worker (prefork pool) in its own process group, with a unique node name."""
 
-    def __init__(self, env: dict[str, str], *, log_dir: Path, concurrency: int = 2, name: str | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        log_dir: Path,
+        concurrency: int = 2,
+        name: str | None = None,
+        prefix: list[str] | None = None,
+    ) -> None:
         self.env = env
         self.concurrency = concurrency
+        self.prefix = prefix or []  # e.g. ["ip", "netns", "exec", NS] to run the node in a namespace
         self.node = f"{name or 'test'}-{uuid.uuid4().hex[:6]}@localhost"
         self.log = log_dir / f"{self.node.split('@')[0]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, client: Client, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(client, timeout)
+
+    def launch(self) -> None:
         cmd = [
-            sys.executable, "-m", "worker.cli", "worker",
+            *self.prefix, sys.executable, "-m", "worker.cli", "worker",
             f"--concurrency={self.concurrency}", f"--hostname={self.node}", "--loglevel=INFO",
         ]  # fmt: skip
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, client: Client, timeout: float = 60.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

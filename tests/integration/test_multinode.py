@@ -176,31 +176,9 @@ class Node(WorkerProcess):
     """A `wasmq worker` (concurrency 1), in a network namespace when `netns` is given."""
 
     def __init__(self, env: dict[str, str], *, log_dir: Path, name: str, netns: str | None) -> None:
-        super().__init__(env, log_dir=log_dir, concurrency=1, name=name)
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        super().__init__(env, log_dir=log_dir, concurrency=1, name=name, prefix=prefix)
         self.netns = netns
-
-    def launch(self) -> None:
-        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-        cmd = [
-            *prefix, sys.executable, "-m", "worker.cli", "worker",
-            f"--concurrency={self.concurrency}", f"--hostname={self.node}", "--loglevel=INFO",
-        ]  # fmt: skip
-        with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, client: Client, timeout: float = 60.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_text()}")
-            if client.app.control.ping(destination=[self.node], timeout=0.5):
-                return
-        raise RuntimeError(f"worker {self.node} did not answer within {timeout} s:\n{self.log_text()}")
-
-    def start(self, client: Client, timeout: float = 60.0) -> None:
-        self.launch()
-        self.wait_ready(client, timeout)
 
 
 @dataclass
