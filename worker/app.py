@@ -8,11 +8,24 @@ Redis waits before redelivering an unacked message) is kept above every task's h
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import task_failure, task_internal_error, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    setup_logging,
+    task_failure,
+    task_internal_error,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from . import tasks
 from .config import Settings, get_settings
 from .intake import record_failure
+from .monitoring import control, exporter, jobs, logs, recorder
 from .process import close_sandbox, init_sandbox
 
 
@@ -71,5 +84,19 @@ worker_process_init.connect(init_sandbox, weak=False)
 worker_process_shutdown.connect(close_sandbox, weak=False)
 task_failure.connect(record_failure, weak=False)
 task_internal_error.connect(record_failure, weak=False)  # e.g. kwargs that are not a mapping
+
+# Monitoring (worker/monitoring/): structured logs, job counters and metrics, the /metrics server.
+setup_logging.connect(logs.on_setup_logging, weak=False)  # Celery leaves logging to structlog
+worker_init.connect(jobs.on_worker_init, weak=False)
+worker_init.connect(exporter.on_worker_init, weak=False)
+worker_ready.connect(exporter.on_worker_ready, weak=False)
+worker_shutdown.connect(exporter.on_worker_shutdown, weak=False)
+worker_process_shutdown.connect(recorder.close_recorder, weak=False)
+task_prerun.connect(jobs.on_prerun, weak=False)
+task_postrun.connect(jobs.on_postrun, weak=False)
+task_retry.connect(jobs.on_retry, weak=False)  # main process: a lost pool process's job sent again
+task_failure.connect(jobs.on_failure, weak=False)  # main process: lost for good, or hard time limit
+task_internal_error.connect(jobs.on_internal_error, weak=False)
+assert control.wasmq_status  # importing control registers the `wasmq status` remote-control command
 
 app = make_app(get_settings())

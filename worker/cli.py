@@ -99,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", help="comma-separated queues (default WASMQ_QUEUE)")
     worker.add_argument("--hostname", help="node name, e.g. w1@%%h")
     worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics at /metrics on this port (WASMQ_METRICS_PORT)"
+    )
+
+    status = sub.add_parser("status", help="queue depths, workers, job counts and durations, deadlines")
+    status.add_argument("--json", action="store_true", help="print one JSON object (one per refresh with --watch)")
+    status.add_argument(
+        "--watch", type=float, nargs="?", const=2.0, metavar="SECONDS", help="refresh every SECONDS (default 2)"
+    )
+    status.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
+    status.add_argument("--queue", help="the queue to report on (default WASMQ_QUEUE)")
+    status.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for workers to answer")
 
     _add_admin_parsers(sub)
 

@@ -49,6 +49,9 @@ class Settings:
     stall_check_s: float = 10.0  # a producer waiting this long without a result looks for lost messages
     max_captured_output: int = 64 * 1024  # bytes of WASI stdout/stderr kept per call
     log_format: str = "auto"  # auto | json | console
+    metrics_port: int | None = None  # a worker serves Prometheus metrics on this port (None: no metrics)
+    metrics_host: str = "0.0.0.0"  # address the metrics server binds
+    stats_flush_s: float = 1.0  # a worker process sends its job counters to Redis this often (batched)
 
     @property
     def broker(self) -> str:
@@ -73,6 +76,7 @@ class Settings:
             ("WASMQ_RESULT_URL", "result_url"),
             ("WASMQ_QUEUE", "queue"),
             ("WASMQ_LOG_FORMAT", "log_format"),
+            ("WASMQ_METRICS_HOST", "metrics_host"),
         ):
             if env.get(var):
                 kw[name] = env[var]
@@ -87,6 +91,7 @@ class Settings:
             ("WASMQ_DEADLINE_RETRIES", "deadline_retries"),
             ("WASMQ_MAX_WORKER_LOST_RETRIES", "max_worker_lost_retries"),
             ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
+            ("WASMQ_METRICS_PORT", "metrics_port"),
         ):
             if env.get(var):
                 kw[name] = _positive_int(var, env[var])
@@ -95,6 +100,7 @@ class Settings:
             ("WASMQ_RETRY_BACKOFF_S", "retry_backoff_s"),
             ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
             ("WASMQ_STALL_CHECK_S", "stall_check_s"),
+            ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
         ):
             if env.get(var):
                 kw[name] = _positive_float(var, env[var])
@@ -110,6 +116,8 @@ class Settings:
         """Refuse inconsistent settings up front rather than losing jobs later."""
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError(f"WASMQ_LOG_FORMAT must be auto, json or console, not {self.log_format!r}")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"WASMQ_METRICS_PORT must be a TCP port (1-65535), not {self.metrics_port}")
         if not self.manifests:
             raise ConfigError("WASMQ_MANIFEST names no manifest file")
         if self.task_time_limit_s + self.time_limit_margin_s >= self.visibility_timeout_s:

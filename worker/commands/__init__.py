@@ -6,7 +6,7 @@ import argparse
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from . import call, dead, demo, modules, queue, serve  # import only what the command needs
+    from . import call, dead, demo, modules, queue, serve, status  # import only what the command needs
 
     handlers = {
         "call": call.run,
@@ -16,5 +16,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "demo": demo.run,
         "dead": dead.run,
         "modules": modules.run,
+        "status": status.run,
     }
     return handlers[args.command](args)

@@ -1,0 +1,153 @@
+"""What `wasmq status` shows: queue depths, workers and their running jobs, job counts, deadlines.
+
+Counts come from the Redis counters every worker process flushes (`stats.py`), so they cover every worker
+on every host; workers and their running jobs come from one remote-control broadcast (`control.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from ..config import Settings
+from ..errors import BrokerUnavailable
+from . import stats
+from .control import ask_workers
+from .queues import dead_letter_sizes, queue_depths
+
+NEAR_DEADLINE = 0.8  # a running job past this share of its deadline is listed as near it
+
+
+def deadline_state(job: dict[str, Any], near: float = NEAR_DEADLINE) -> str | None:
+    """'past', 'near' or None for a running job."""
+    elapsed, deadline = job.get("elapsed_s"), job.get("deadline_s")
+    if not isinstance(elapsed, int | float) or not isinstance(deadline, int | float) or deadline <= 0:
+        return None
+    if elapsed >= deadline:
+        return "past"
+    return "near" if elapsed >= near * deadline else None
+
+
+def gather(settings: Settings, app: Celery, *, timeout: float = 1.0, near: float = NEAR_DEADLINE) -> dict[str, Any]:
+    """One status snapshot as a JSON-ready dict."""
+    now = time.time()
+    try:
+        answers = ask_workers(app, timeout)
+    except (OperationalError, OSError) as exc:
+        raise BrokerUnavailable(f"broker unreachable at {settings.broker}: {exc}") from None
+    workers = []
+    queues = {settings.queue}
+    deadlines = []
+    for node, answer in sorted(answers.items()):
+        if settings.queue not in (answer.get("queues") or []):
+            continue  # a worker of another queue on the same broker
+        queues.update(answer.get("queues") or [])
+        active = list(answer.get("active") or [])
+        workers.append(
+            {
+                "name": node,
+                "pid": answer.get("pid"),
+                "queues": answer.get("queues"),
+                "concurrency": answer.get("concurrency"),
+                "in_flight": len(active),
+                "in_flight_items": sum(int(job.get("items") or 1) for job in active),
+                "reserved": answer.get("reserved"),
+                "active": active,
+            }
+        )
+        for job in active:
+            state = deadline_state(job, near)
+            if state is not None:
+                deadlines.append({**job, "worker": node, "state": state})
+    try:
+        with redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5) as client:
+            snapshot = stats.read(client, settings.queue, now=now)
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"Redis unreachable at {settings.redis_url}: {exc}") from None
+    depths = queue_depths(settings, queues)
+    return {
+        "queue": settings.queue,
+        "generated_at": round(now, 3),
+        "queues": {name: {"waiting": n} for name, n in depths.items()},
+        "dead_letters": dead_letter_sizes(settings, [settings.queue]).get(settings.queue),
+        "workers": workers,
+        "in_flight": sum(w["in_flight"] for w in workers),
+        **snapshot.to_dict(),
+        "deadlines": sorted(deadlines, key=lambda j: -(j["elapsed_s"] / j["deadline_s"])),
+    }
+
+
+# -- text --------------------------------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "-"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def _table(rows: list[dict[str, Any]], period: str) -> list[str]:
+    head = f"  {'module.function':34} {'jobs':>7} {'ok':>7} {'failed':>7} {'retried':>7} {'deadline':>8} {'fuel':>6}"
+    lines = [head + f" {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"]
+    for row in rows:
+        c = row[period]
+        if not c["jobs"] and not c["retried"]:
+            continue
+        d = c["duration_ms"]
+        lines.append(
+            f"  {row['module'] + '.' + row['function']:34} {c['jobs']:>7} {c['succeeded']:>7} {c['failed']:>7} "
+            f"{c['retried']:>7} {c['deadline_exceeded']:>8} {c['fuel_exhausted']:>6} "
+            f"{_ms(d['p50']):>7} {_ms(d['p95']):>7} {_ms(d['p99']):>7}"
+        )
+        detail = []
+        if c["failed_by_type"]:
+            detail.append("failed: " + ", ".join(f"{k} {v}" for k, v in c["failed_by_type"].items()))
+        if c["retried_by_reason"]:
+            detail.append("retried: " + ", ".join(f"{k} {v}" for k, v in c["retried_by_reason"].items()))
+        if detail:
+            lines.append("      " + "; ".join(detail))
+    if len(lines) == 1:
+        lines = ["  (no jobs)"]
+    return lines
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    what = f"{job.get('module')}.{job.get('function')}" + (f" x{job['items']}" if job.get("items", 1) > 1 else "")
+    elapsed = job.get("elapsed_s")
+    deadline = job.get("deadline_s")
+    timing = f"{elapsed:.2f} s" if isinstance(elapsed, int | float) else "starting"
+    if isinstance(deadline, int | float):
+        timing += f" of {deadline:.2f} s"
+    return f"{str(job.get('id'))[:8]}  {what}  {timing}  attempt {job.get('attempt')}"
+
+
+def render(status: dict[str, Any]) -> str:
+    """The snapshot as text for people."""
+    depth = ", ".join(
+        f"{q} {v['waiting'] if v['waiting'] is not None else '?'} waiting" for q, v in status["queues"].items()
+    )
+    lines = [
+        f"wasmq status  queue {status['queue']}  {_when(status['generated_at'])}",
+        f"queues: {depth}   dead letters: {status['dead_letters']}   counting since {_when(status['since'])}",
+        "",
+        f"workers: {len(status['workers'])} online, {status['in_flight']} jobs in flight",
+    ]
+    for w in status["workers"]:
+        lines.append(
+            f"  {w['name']}  pid {w['pid']}  queues {','.join(w['queues'] or [])}  "
+            f"busy {w['in_flight']}/{w['concurrency']}  reserved {w['reserved']}"
+        )
+        lines += [f"    {_job_line(job)}" for job in w["active"]]
+    for period, title in (("last_5m", "last 5 minutes"), ("since_start", "since start")):
+        lines += ["", f"jobs, {title}:", *_table(status["modules"], period)]
+    if status["deadlines"]:
+        lines += ["", "jobs near or past their deadline:"]
+        lines += [f"  {j['state'].upper():4}  {_job_line(j)}  on {j['worker']}" for j in status["deadlines"]]
+    return "\n".join(lines)
