@@ -71,8 +71,8 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         task_soft_time_limit=max(1, settings.task_time_limit_s - 5),
         result_expires=settings.result_ttl_s,
         result_extended=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job end to end: Redis, workers, a batch of greetings")
     demo.add_argument("--count", type=int, default=2000, help="how many greetings")
     demo.add_argument("--concurrency", type=int, default=2)
+    from .commands.bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

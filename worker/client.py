@@ -27,7 +27,7 @@ from .errors import BrokerUnavailable, InvalidInput, WasmqError
 from .lost import find_lost
 from .manifest import Limits
 from .outcome import Outcome, to_error
-from .results import stored_meta, wait_for_results
+from .results import ResultListener, stored_meta, wait_for_results
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("wasmq.client")
@@ -60,7 +60,7 @@ class Job:
         wait_for_results(
             self.result.app, [self.id], lambda _, meta: found.update(meta), timeout=timeout,
             describe=lambda: f" (job {self.id})", on_stall=self.client.resender({self.id: self.sent}),
-            stall_s=self.client.settings.stall_check_s,
+            stall_s=self.client.settings.stall_check_s, listener=self.client.listener,
         )  # fmt: skip
         value = found.get("result")
         if found.get("status") == SUCCESS and isinstance(value, dict):
@@ -82,8 +82,11 @@ class Client:
         self.settings = settings or get_settings()
         self.catalog = catalog or ModuleCatalog.from_manifests(self.settings.manifests)
         self.app: Celery = make_app(self.settings, producer=True)
+        # Published results wake a waiting producer at once; the result keys stay the truth (worker/results.py).
+        self.listener = ResultListener(self.app)
 
     def close(self) -> None:
+        self.listener.close()
         self.app.close()
 
     def __enter__(self) -> Client:
@@ -193,7 +196,7 @@ class Client:
 
         wait_for_results(
             self.app, start_of, collect, timeout=timeout, describe=lambda: f" ({done} of {len(inputs)} done)",
-            on_stall=self.resender(sent_by_id), stall_s=self.settings.stall_check_s,
+            on_stall=self.resender(sent_by_id), stall_s=self.settings.stall_check_s, listener=self.listener,
         )  # fmt: skip
         missing = [i for i, o in enumerate(outcomes) if o is None]
         if missing:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmtime
@@ -21,6 +21,7 @@ import wasmtime
 from .catalog import ModuleCatalog
 from .errors import ModuleRejected
 from .manifest import ModuleSpec
+from .sandbox import capi
 from .sandbox.abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
 from .sandbox.engine import engine_fingerprint
 
@@ -37,6 +38,10 @@ class CompiledModule:
     needs_wasi: bool
     has_initialize: bool
     from_cache: bool
+    # Every function export's checked (params, results), and the InstancePre's native address: what the
+    # C-API hot path (worker/sandbox/capi.py) needs to call exports without asking wasmtime for their types.
+    signatures: dict[str, Signature] = field(default_factory=dict)
+    pre_address: int = 0
 
 
 class ModuleRegistry:
@@ -100,6 +105,8 @@ class ModuleRegistry:
             needs_wasi=any(True for _ in module.imports),
             has_initialize=_is_reactor_init(exports.get("_initialize")),
             from_cache=from_cache,
+            signatures={name: _signature(t) for name, t in exports.items() if isinstance(t, wasmtime.FuncType)},
+            pre_address=capi.address(pre) if capi.AVAILABLE else 0,
         )
 
     def _artifact_path(self, sha256: str) -> Path | None:

@@ -1,5 +1,9 @@
 """Unit-test fixtures: one real Sandbox (both manifests, a private precompiled cache) shared by the session,
-and helpers to build ad hoc modules from WAT text and to instantiate a registered module by hand."""
+and helpers to build ad hoc modules from WAT text and to instantiate a registered module by hand.
+
+The sandbox fixture comes in two flavours, and every test that uses it runs with both: the C-API hot path
+(`fast`, worker/sandbox/capi.py, the default in production) and the public wasmtime-py API it falls back to
+(`public`), so the two must behave the same."""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ import wasmtime
 from worker.catalog import ModuleCatalog
 from worker.config import Settings
 from worker.manifest import FunctionSpec, Limits, ModuleSpec
-from worker.sandbox import Sandbox
-from worker.sandbox.memory import GuestMemory
+from worker.sandbox import Sandbox, capi
+from worker.sandbox.guest import Guest, PublicStore
 
 ROOT = Path(__file__).resolve().parents[2]
 GREETING_MANIFEST = ROOT / "modules" / "manifest.json"
@@ -33,10 +37,13 @@ def unit_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("unit-cache")
 
 
-@pytest.fixture(scope="session")
-def sandbox(unit_cache_dir: Path) -> Iterator[Sandbox]:
+@pytest.fixture(scope="session", params=["fast", "public"])
+def sandbox(request: pytest.FixtureRequest, unit_cache_dir: Path) -> Iterator[Sandbox]:
     """The sandbox every test shares: a hostile call must leave it fit for the next one."""
-    with Sandbox(ModuleCatalog.from_manifests(BOTH_MANIFESTS), settings=Settings(cache_dir=unit_cache_dir)) as sb:
+    fast = request.param == "fast"
+    catalog = ModuleCatalog.from_manifests(BOTH_MANIFESTS)
+    with Sandbox(catalog, settings=Settings(cache_dir=unit_cache_dir), fast=fast) as sb:
+        assert sb.fast == fast, f"the C-API fast path is unavailable: {capi.UNAVAILABLE_REASON}"
         yield sb
 
 
@@ -66,17 +73,22 @@ def wat_spec(
 
 
 @contextmanager
-def instance(sandbox: Sandbox, ref: str | ModuleSpec) -> Iterator[tuple[wasmtime.Store, object, GuestMemory]]:
-    """A raw instance of a registered module in a fresh store (generous fuel, far deadline)."""
+def instance(sandbox: Sandbox, ref: str | ModuleSpec) -> Iterator[Guest]:
+    """An instance of a registered module in a fresh store (generous fuel, far deadline), through the same
+    path (C API or public API) as `sandbox`."""
     spec = ref if isinstance(ref, ModuleSpec) else sandbox.registry.resolve(ref)
     compiled = sandbox.registry.compiled(spec)
-    store = wasmtime.Store(sandbox.engine)
-    store.set_fuel(10**9)
-    store.set_epoch_deadline(10**9)
+    limits = {"memory_bytes": 64 * 2**20, "table_elements": 10_000, "fuel": 10**9, "ticks": 10**9}
+    store: capi.RawStore | PublicStore
+    guest: Guest
+    if sandbox.fast:
+        store = capi.RawStore(capi.address(sandbox.engine), **limits)
+        guest = store.instantiate(compiled.pre_address, compiled.signatures)
+    else:
+        store = PublicStore(sandbox.engine, **limits)
+        guest = store.instantiate(compiled.pre)
     try:
-        exports = compiled.pre.instantiate(store).exports(store)
-        memory = exports.get("memory")
-        assert isinstance(memory, wasmtime.Memory)
-        yield store, exports, GuestMemory(memory, store)
+        assert guest.mem.size > 0
+        yield guest
     finally:
         store.close()

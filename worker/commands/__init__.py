@@ -6,7 +6,7 @@ import argparse
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from . import call, dead, demo, modules, queue, serve, status  # import only what the command needs
+    from . import bench, call, dead, demo, modules, queue, serve, status  # import only what the command needs
 
     handlers = {
         "call": call.run,
@@ -17,5 +17,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "dead": dead.run,
         "modules": modules.run,
         "status": status.run,
+        "bench": bench.run,
     }
     return handlers[args.command](args)

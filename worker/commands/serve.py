@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
             f"--concurrency={args.concurrency or settings.concurrency}",
             f"--queues={args.queues or settings.queue}",
             "--pool=prefork",
-            "--task-events",
         ]
+        if settings.task_events:
+            argv.append("--task-events")
         if args.hostname:
             argv.append(f"--hostname={args.hostname}")
         app.worker_main(argv)

@@ -1,17 +1,22 @@
 """The ABI adapters: how input goes into a module's memory and how its answer comes out.
 
-Each adapter takes the instance's exports, its `GuestMemory`, the function name and the input bytes, and
-returns the raw answer bytes (decoded and size-checked by the caller). Every pointer and length the module
-returns is checked by `GuestMemory` before use. `REQUIRED_EXPORTS` is what the registry checks at load time.
+Each adapter takes the instance (a `Guest`: `call(name, *ints)` and its bounds-checked `mem`), the function
+name, the input bytes, the output limit and `free`, and returns the raw answer bytes (decoded and size-checked
+by the caller). Every pointer and length the module returns is checked by `GuestMemory` before use.
+`REQUIRED_EXPORTS` is what the registry checks at load time.
+
+`free`: whether to hand the input and the answer back to the module's allocator after the answer is copied
+out. It is only worth doing for an instance that lives on; the runtime drops every instance right after its
+call (a fresh Store per job or per chunk), and freeing memory of a store about to be deleted is pure cost, so
+it passes `free=False`. The answer is validated the same either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from ..errors import InvalidInput, InvalidOutput, ModuleTrap
-from .memory import GuestMemory
+from .guest import Guest
 from .validate import check_output_length, decode_frames, encode_frames
 
 U32 = 0xFFFF_FFFF
@@ -41,8 +46,7 @@ REQUIRED_EXPORTS: dict[str, dict[str, tuple[Signature, ...]]] = {
 BATCH_SIGNATURES: tuple[Signature, ...] = ((("i32", "i32"), ("i64",)),)
 NEEDS_MEMORY = {"packed", "seed-rust", "seed-c"}
 
-Exports = Mapping[str, Any]
-Adapter = Callable[[Exports, GuestMemory, str, bytes, int], bytes]
+Adapter = Callable[[Guest, str, bytes, int, bool], bytes]
 
 
 def _u32(value: int) -> int:
@@ -58,63 +62,64 @@ def _reported_failure(function: str) -> ModuleTrap:
     return ModuleTrap(f"{function} returned 0: the module reported failure", trap_code="reported_failure")
 
 
-def call_packed(exports: Exports, mem: GuestMemory, function: str, data: bytes, max_output: int) -> bytes:
-    store = mem.store
-    in_ptr = _u32(exports["alloc"](store, len(data)))
+def call_packed(guest: Guest, function: str, data: bytes, max_output: int, free: bool = True) -> bytes:
+    mem, call = guest.mem, guest.call
+    in_ptr = _u32(call("alloc", len(data)))
     if in_ptr == 0 and data:
         raise InvalidOutput(f"alloc({len(data)}) returned 0 (allocation failed)")
     mem.write(in_ptr, data, "alloc() result")
-    out_ptr, out_len = _unpack(exports[function](store, in_ptr, len(data)))
+    out_ptr, out_len = _unpack(call(function, in_ptr, len(data)))
     if out_ptr == 0 and out_len == 0:
         raise _reported_failure(function)  # a null answer: the module's "failed" (e.g. out of memory)
     check_output_length(out_len, max_bytes=max_output)
     out = mem.read(out_ptr, out_len, f"{function}() output")
-    exports["dealloc"](store, in_ptr, len(data))
-    exports["dealloc"](store, out_ptr, out_len)
+    if free:
+        call("dealloc", in_ptr, len(data))
+        call("dealloc", out_ptr, out_len)
     return out
 
 
-def call_seed_rust(exports: Exports, mem: GuestMemory, function: str, data: bytes, max_output: int) -> bytes:
-    store = mem.store
-    in_ptr = _u32(exports["wasm_allocate"](store, len(data)))
+def call_seed_rust(guest: Guest, function: str, data: bytes, max_output: int, free: bool = True) -> bytes:
+    mem, call = guest.mem, guest.call
+    in_ptr = _u32(call("wasm_allocate", len(data)))
     if in_ptr == 0 and data:
         raise InvalidOutput(f"wasm_allocate({len(data)}) returned 0 (allocation failed)")
     mem.write(in_ptr, data, "wasm_allocate() result")
-    record = _u32(exports[function](store, in_ptr, len(data)))
+    record = _u32(call(function, in_ptr, len(data)))
     if record == 0:
         raise _reported_failure(function)
     out_ptr, out_len = mem.read_u32_pair(record, f"{function}() result record")
     check_output_length(out_len, max_bytes=max_output)
     out = mem.read(out_ptr, out_len, f"{function}() output")
-    free = exports["wasm_deallocate"]
-    free(store, in_ptr)
-    free(store, out_ptr)
-    free(store, record)
+    if free:
+        call("wasm_deallocate", in_ptr)
+        call("wasm_deallocate", out_ptr)
+        call("wasm_deallocate", record)
     return out
 
 
-def call_seed_c(exports: Exports, mem: GuestMemory, function: str, data: bytes, max_output: int) -> bytes:
+def call_seed_c(guest: Guest, function: str, data: bytes, max_output: int, free: bool = True) -> bytes:
     if b"\0" in data:
         raise InvalidInput(f"input contains a NUL byte at {data.index(0)}, which a C-string ABI cannot carry")
-    store = mem.store
-    in_ptr = _u32(exports["wasm_allocate"](store, len(data) + 1))
+    mem, call = guest.mem, guest.call
+    in_ptr = _u32(call("wasm_allocate", len(data) + 1))
     if in_ptr == 0:
         raise InvalidOutput(f"wasm_allocate({len(data) + 1}) returned 0 (allocation failed)")
     mem.write(in_ptr, data + b"\0", "wasm_allocate() result")
-    out_ptr = _u32(exports[function](store, in_ptr))
+    out_ptr = _u32(call(function, in_ptr))
     if out_ptr == 0:
         raise _reported_failure(function)
     out = mem.read_cstring(out_ptr, max_output, f"{function}() output")
-    free = exports["wasm_deallocate"]
-    free(store, in_ptr)
-    free(store, out_ptr)
+    if free:
+        call("wasm_deallocate", in_ptr)
+        call("wasm_deallocate", out_ptr)
     return out
 
 
-def call_scalar(exports: Exports, mem: GuestMemory, function: str, data: bytes, max_output: int) -> bytes:
+def call_scalar(guest: Guest, function: str, data: bytes, max_output: int, free: bool = True) -> bytes:
     if data:
         raise InvalidInput(f"{function} takes no input, but {len(data)} bytes were given")
-    return str(exports[function](mem.store)).encode()
+    return str(guest.call(function)).encode()
 
 
 ADAPTERS: dict[str, Adapter] = {
@@ -126,10 +131,10 @@ ADAPTERS: dict[str, Adapter] = {
 
 
 def call_batch(
-    exports: Exports, mem: GuestMemory, batch_function: str, items: list[bytes], max_item_output: int
+    guest: Guest, batch_function: str, items: list[bytes], max_item_output: int, free: bool = True
 ) -> list[bytes]:
     """One call of `F_many` over a framed list; the answer must frame exactly one output per input."""
     block = encode_frames(items)
     max_block = 4 + len(items) * (4 + max_item_output)
-    raw = call_packed(exports, mem, batch_function, block, max_block)
+    raw = call_packed(guest, batch_function, block, max_block, free)
     return decode_frames(raw, expected=len(items), max_item_bytes=max_item_output)

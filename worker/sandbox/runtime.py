@@ -20,9 +20,10 @@ from ..config import Settings
 from ..errors import WasmqError
 from ..manifest import MIB, FunctionSpec, Limits, ModuleSpec
 from ..registry import CompiledModule, ModuleRegistry
-from .abi import ADAPTERS, Exports, call_batch
+from . import capi
+from .abi import ADAPTERS, call_batch
 from .engine import EpochTicker, make_engine
-from .memory import GuestMemory
+from .guest import Guest, PublicStore
 from .traps import classify
 from .validate import decode_output, encode_input
 from .wasi import CapturedStream, denied_wasi
@@ -56,15 +57,18 @@ class CallResult:
         return {"output": self.output, "usage": self.usage.to_dict()}
 
 
-Body = Callable[[Exports, GuestMemory], T]
+Body = Callable[[Guest], T]
 
 
 class Sandbox:
     """Runs module calls in this process; build one per process, after fork."""
 
-    def __init__(self, catalog: ModuleCatalog, *, settings: Settings | None = None) -> None:
+    def __init__(self, catalog: ModuleCatalog, *, settings: Settings | None = None, fast: bool = True) -> None:
         self.settings = settings or Settings()
         self.engine = make_engine()
+        # The C-API hot path (worker/sandbox/capi.py) unless this wasmtime-py build does not match it.
+        self.fast = fast and capi.AVAILABLE
+        self._engine_address = capi.address(self.engine) if self.fast else 0
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()
         self.registry = ModuleRegistry(
@@ -104,8 +108,9 @@ class Sandbox:
         data = encode_input(input, max_bytes=lim.max_input_bytes)
         adapter = ADAPTERS[fspec.abi]
 
-        def body(exports: Exports, mem: GuestMemory) -> str:
-            raw = adapter(exports, mem, fspec.name, data, lim.max_output_bytes)
+        def body(guest: Guest) -> str:
+            # free=False: the instance is dropped right after this call (see worker/sandbox/abi.py).
+            raw = adapter(guest, fspec.name, data, lim.max_output_bytes, False)
             return decode_output(raw, max_bytes=lim.max_output_bytes)
 
         output, usage, out, err = self._run(compiled, lim, body)
@@ -151,8 +156,8 @@ class Sandbox:
         batch_export = fspec.batch
         chunk_limits = replace(lim, fuel=lim.fuel * len(items))
 
-        def body(exports: Exports, mem: GuestMemory) -> list[bytes]:
-            return call_batch(exports, mem, batch_export, [data for _, data in items], lim.max_output_bytes)
+        def body(guest: Guest) -> list[bytes]:
+            return call_batch(guest, batch_export, [data for _, data in items], lim.max_output_bytes, False)
 
         raws, usage, _, _ = self._run(compiled, chunk_limits, body)
         n = len(raws)
@@ -167,32 +172,39 @@ class Sandbox:
 
     def _run(self, compiled: CompiledModule, lim: Limits, body: Body[T]) -> tuple[T, Usage, str, str]:
         """Instantiate in a fresh store under `lim`, run `body`, and classify any failure."""
-        store = wasmtime.Store(self.engine)
-        store.set_limits(memory_size=lim.memory_mb * MIB, memories=1, table_elements=MAX_TABLE_ELEMENTS)
-        store.set_fuel(lim.fuel)
-        store.set_epoch_deadline(self.ticker.deadline_ticks(lim.timeout_ms))
-        stdout = stderr = None
-        if compiled.needs_wasi:
-            stdout = CapturedStream(self.settings.max_captured_output)
-            stderr = CapturedStream(self.settings.max_captured_output)
-            store.set_wasi(denied_wasi(stdout, stderr))
-        mem: GuestMemory | None = None
+        store: capi.RawStore | PublicStore
+        limits = {
+            "memory_bytes": lim.memory_mb * MIB,
+            "table_elements": MAX_TABLE_ELEMENTS,
+            "fuel": lim.fuel,
+            "ticks": self.ticker.deadline_ticks(lim.timeout_ms),
+        }
+        if self.fast:
+            store = capi.RawStore(self._engine_address, **limits)
+        else:
+            store = PublicStore(self.engine, **limits)
+        guest: Guest | None = None
         started = time.perf_counter()
         try:
+            stdout = stderr = None
+            if compiled.needs_wasi:
+                stdout = CapturedStream(self.settings.max_captured_output)
+                stderr = CapturedStream(self.settings.max_captured_output)
+                store.set_wasi(denied_wasi(stdout, stderr))
             try:
-                exports = compiled.pre.instantiate(store).exports(store)
+                if isinstance(store, capi.RawStore):
+                    guest = store.instantiate(compiled.pre_address, compiled.signatures)
+                else:
+                    guest = store.instantiate(compiled.pre)
                 if compiled.has_initialize:
-                    initialize = exports["_initialize"]
-                    assert isinstance(initialize, wasmtime.Func)  # checked by the registry
-                    initialize(store)
-                memory = exports.get("memory")
-                mem = GuestMemory(memory if isinstance(memory, wasmtime.Memory) else None, store)
-                result = body(exports, mem)
+                    guest.call("_initialize")
+                result = body(guest)
             except Exception as exc:
-                usage = self._usage(store, lim, started, mem)
+                memory_bytes = guest.mem.size if guest is not None else None
+                usage = self._usage(store, lim, started, memory_bytes or 0)
                 error = classify(
                     exc,
-                    memory_bytes=usage.memory_bytes if mem is not None else None,
+                    memory_bytes=memory_bytes,
                     memory_cap=lim.memory_mb * MIB,
                     fuel=lim.fuel,
                     timeout_ms=lim.timeout_ms,
@@ -203,7 +215,7 @@ class Sandbox:
                 if error is exc:
                     raise
                 raise error from None
-            usage = self._usage(store, lim, started, mem)
+            usage = self._usage(store, lim, started, guest.mem.size)
             return (
                 result,
                 usage,
@@ -214,10 +226,6 @@ class Sandbox:
             store.close()
 
     @staticmethod
-    def _usage(store: wasmtime.Store, lim: Limits, started: float, mem: GuestMemory | None) -> Usage:
+    def _usage(store: capi.RawStore | PublicStore, lim: Limits, started: float, memory_bytes: int) -> Usage:
         wall_ms = (time.perf_counter() - started) * 1000.0
-        try:
-            fuel = lim.fuel - store.get_fuel()
-        except wasmtime.WasmtimeError:
-            fuel = lim.fuel
-        return Usage(fuel=fuel, wall_ms=wall_ms, memory_bytes=mem.size if mem is not None else 0)
+        return Usage(fuel=lim.fuel - store.fuel_left(), wall_ms=wall_ms, memory_bytes=memory_bytes)
