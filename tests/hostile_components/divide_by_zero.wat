@@ -1,0 +1,14 @@
+;; divide_by_zero: greet divides by zero (the divisor is a global so it is not folded).
+(module
+  (memory (export "memory") 1)
+  ;; Minimal canonical-ABI allocator: bump, never frees, never grows (test inputs are small).
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (local.get $p))
+  (global $zero (mut i32) (i32.const 0))
+  (func (export "greet") (param $ptr i32) (param $len i32) (result i32)
+    (drop (i32.div_u (local.get $len) (global.get $zero)))
+    (i32.const 0)))

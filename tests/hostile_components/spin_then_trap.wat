@@ -1,0 +1,19 @@
+;; spin_then_trap: greet counts down from 1,000,000, then executes `unreachable`.
+;; A plain trap after real work: the memory-cap replay must see the same trap
+;; after the same fuel and report ModuleTrap, not MemoryLimitExceeded.
+(module
+  (memory (export "memory") 1)
+  ;; Minimal canonical-ABI allocator: bump, never frees, never grows (test inputs are small).
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (local.get $p))
+  (func (export "greet") (param i32 i32) (result i32)
+    (local $i i32)
+    (local.set $i (i32.const 1000000))
+    (loop $count
+      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (br_if $count (local.get $i)))
+    unreachable))

@@ -1,0 +1,15 @@
+;; with_import: a correct greeter, except that it imports `log: func(message: string)`.
+(module
+  (import "$root" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (func (export "greet") (param $name i32) (param $len i32) (result i32)
+    (call $log (local.get $name) (local.get $len))
+    (i32.store (i32.const 0) (local.get $name))
+    (i32.store (i32.const 4) (local.get $len))
+    (i32.const 0)))
