@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from celery.result import ResultSet  # noqa: E402
 from worker.client import Client  # noqa: E402
 from worker.config import Settings  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
+from worker.processes import stop_process_group  # noqa: E402
 
 MANIFEST = ROOT / "modules" / "manifest.json"
 RESULT_TTL_S = 600
@@ -126,17 +126,7 @@ class Node:
             return []
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        stop_process_group(self.proc, timeout=60)
 
 
 class RssWatch:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from worker.client import Client  # noqa: E402
 from worker.config import Settings  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
+from worker.processes import stop_process_group  # noqa: E402
 
 MANIFEST = ROOT / "modules" / "manifest.json"
 Work = Callable[[], None]
@@ -109,17 +109,7 @@ class Node:
         return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        stop_process_group(self.proc, timeout=60)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.client import Client
+from worker.processes import stop_process_group
 
 
 class WorkerProcess:
@@ -78,14 +79,4 @@ class WorkerProcess:
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_process_group(self.proc, timeout)

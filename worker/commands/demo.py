@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from ..client import Client
 from ..config import Settings
 from ..embedded_redis import EmbeddedRedis
 from ..errors import ConfigError
+from ..processes import stop_process_group
 from .progress import Stopwatch, progress_bar, summarize, summary_text
 
 NAMES = ["Alice", "Bob", "Zoë", "José", "Ngozi", "Wei", "Ana María", "Søren", "Priya", "Ada"]
@@ -46,21 +46,6 @@ def wait_ready(client: Client, proc: subprocess.Popen[bytes], log: Path) -> list
     raise ConfigError(f"no worker answered within {READY_TIMEOUT_S:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown (SIGTERM), then make sure nothing of the process group is left."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # children of our own worker, if any outlived it
-    except ProcessLookupError:
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     if args.count <= 0 or args.concurrency <= 0:
         raise ConfigError("--count and --concurrency must be positive")
@@ -76,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wasmq-demo-")))
         env.setdefault("WASMQ_CACHE_DIR", str(settings.cache_dir or ""))
         proc = start_worker(env, args.concurrency, workdir / "worker.log", f"demo-{os.getpid()}@%h")
-        stack.callback(stop_worker, proc)
+        stack.callback(stop_process_group, proc, 20)
         client = stack.enter_context(Client(settings))
         nodes = wait_ready(client, proc, workdir / "worker.log")
         print(f"worker ready: {', '.join(nodes)} ({args.concurrency} processes)")
