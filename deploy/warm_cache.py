@@ -24,6 +24,10 @@ def main() -> int:
     try:
         for spec in sandbox.registry.catalog:
             try:
+                if spec.abi == "component":  # checked here; compiled in memory at worker start (not cached)
+                    sandbox.components.loaded(spec)
+                    print(f"{spec.ref}: component checked")
+                    continue
                 compiled = sandbox.registry.compiled(spec)
             except WasmqError as exc:
                 print(f"REJECTED {spec.ref}: {exc}", file=sys.stderr)

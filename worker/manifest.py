@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError, InvalidInput
 
-ABIS = ("packed", "seed-rust", "seed-c", "scalar")
+ABIS = ("packed", "seed-rust", "seed-c", "scalar", "component")
 MIB = 1024 * 1024
 
 
@@ -86,6 +86,8 @@ class ModuleSpec:
     functions: dict[str, FunctionSpec]
     limits: Limits = field(default_factory=Limits)
     description: str = ""
+    wit: Path | None = None  # component ABI: the WIT file and the world the component must implement
+    world: str | None = None
 
     @property
     def ref(self) -> str:
@@ -103,6 +105,21 @@ class ModuleSpec:
 def version_key(version: str) -> tuple[tuple[int, str], ...]:
     """Order versions so that 1.10.0 > 1.9.0 (numeric parts compare as numbers)."""
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))
+
+
+def _component_fields(
+    entry: dict[str, Any], functions: dict[str, FunctionSpec], base: Path, here: str
+) -> dict[str, Any]:
+    """`wit` and `world`, required exactly when the module is a component (all its functions then are)."""
+    abis = {f.abi for f in functions.values()}
+    if "component" not in abis:
+        return {}
+    if abis != {"component"}:
+        raise ConfigError(f"{here}: a component's functions all use abi component, not {sorted(abis)}")
+    for key in ("wit", "world"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise ConfigError(f"{here}: a component needs a string {key!r} (its WIT file and world)")
+    return {"wit": (base / entry["wit"]).resolve(), "world": entry["world"]}
 
 
 def load_manifest(path: Path) -> list[ModuleSpec]:
@@ -153,4 +170,5 @@ def parse_module(entry: Any, base: Path, where: str) -> ModuleSpec:
         functions=functions,
         limits=Limits.parse(entry.get("limits"), here),
         description=str(entry.get("description", "")),
+        **_component_fields(entry, functions, base, here),
     )

@@ -36,7 +36,10 @@ def init_sandbox(**_: object) -> None:
         if time.monotonic() > deadline:
             break
         try:
-            sandbox.registry.compiled(spec)
+            if spec.abi == "component":
+                sandbox.components.loaded(spec)
+            else:
+                sandbox.registry.compiled(spec)
         except WasmqError:
             pass  # reported per job as ModuleRejected; one bad module must not stop the worker
 

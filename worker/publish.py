@@ -19,6 +19,7 @@ from typing import Any
 import wasmtime
 
 from .catalog import ModuleCatalog
+from .component_registry import ComponentRegistry
 from .errors import ConfigError, ModuleRejected, WasmqError
 from .manifest import ABIS, Limits, ModuleSpec, load_manifest, parse_module
 from .registry import ModuleRegistry
@@ -28,6 +29,9 @@ from .sandbox.engine import make_engine
 def check_module(spec: ModuleSpec) -> None:
     """Compile `spec` and check its hash, imports and exports exactly as a worker would."""
     engine = make_engine()
+    if spec.abi == "component":
+        ComponentRegistry(engine).loaded(spec)
+        return
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     ModuleRegistry(ModuleCatalog([spec]), engine=engine, linker=linker, cache_dir=None).compiled(spec)
@@ -78,6 +82,8 @@ def add_module(
     batch: dict[str, str] | None = None,
     limits: dict[str, int] | None = None,
     description: str = "",
+    wit: Path | None = None,
+    world: str | None = None,
 ) -> Published:
     """Check `wasm` for `abi`, copy it under the manifest's folder, and add its entry to `manifest`."""
     if abi not in ABIS:
@@ -96,8 +102,15 @@ def add_module(
                 return Published(spec=spec, added=False)
             raise WasmqError(f"{name}@{version} is already published with sha256 {spec.sha256}; use a new version")
     relative = f"published/{name}/{version}/{digest[:16]}.wasm"
+    component: dict[str, str] = {}
+    if abi == "component":
+        if wit is None or not world:
+            raise ConfigError("a component needs --wit FILE and --world NAME")
+        component = {"wit": f"published/{name}/{version}/{wit.name}", "world": world}
+        (manifest.parent / component["wit"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wit, manifest.parent / component["wit"])
     spec = parse_module(
-        {"name": name, "version": version, "file": relative, "sha256": digest, "abi": abi,
+        {"name": name, "version": version, "file": relative, "sha256": digest, "abi": abi, **component,
          "description": description, "limits": Limits().to_dict() | (limits or {}),
          "functions": {f: {"abi": abi, **({"batch": batch[f]} if batch and f in batch else {})} for f in functions}},
         manifest.parent, f"new module {name}@{version}",
@@ -107,7 +120,7 @@ def add_module(
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(wasm, target)
     document = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {"modules": []}
-    document.setdefault("modules", []).append(_entry(spec, relative))
+    document.setdefault("modules", []).append(_entry(spec, relative) | component)
     _write_json_atomically(manifest, document)
     return Published(spec=spec, added=True)
 

@@ -66,6 +66,18 @@ def test_publish_verify_and_serve_without_restart(
             assert worker.alive()
         finally:
             worker.stop()
+    component = ROOT / "modules" / "greeting_component"
+    comp = ("modules", "add", "--name", "hello-c", "--abi", "component", "--function", "greet", "--world", "greeter")
+    done = wasmq(*comp, "--version", "1.0.0", "--wit", str(component / "greeting.wit"),
+                 str(component / "greeting_component.wasm"), env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    bad = wasmq(*comp, "--version", "2.0.0", "--wit", str(component / "greeting.wit"),
+                str(ROOT / "tests" / "hostile_components" / "wrong_signature.wasm"), env=env)  # fmt: skip
+    assert bad.returncode == 1 and "func(u32) -> u32" in bad.stderr
+    called = wasmq("call", "hello-c", "greet", "--input", "component", env=env)
+    assert called.stdout == "Hello World, component!\n", called.stderr
+    env_listed = [m for m in json.loads(manifest.read_text())["modules"] if m["name"] == "hello"]
+    manifest.write_text(json.dumps({"modules": env_listed}))  # the listing below is about `hello`
     listed = json.loads(wasmq("modules", "list", "--json", env=env).stdout)
     assert [(m["name"], m["version"]) for m in listed["modules"]] == [("hello", "2.0.0"), ("hello", "1.0.0")]
     verified = wasmq("modules", "verify", env=env)

@@ -30,6 +30,7 @@ def test_single_job_returns_greeting_with_worker_and_attempt(client: Client, wor
         ("greeting", "wasm_memory_c_format_hello_world"),
         ("greeting-c", "greet"),
         ("greeting-c", "wasm_memory_c_format_hello_world"),
+        ("greeting-component", "greet"),
     ],
 )
 def test_every_abi_gives_the_same_greeting(client: Client, worker: WorkerProcess, module: str, function: str) -> None:
@@ -44,6 +45,13 @@ def test_batch_of_2000_names_in_order(client: Client, worker: WorkerProcess) -> 
     assert all(o.ok for o in outcomes)
     assert seen[0] == (0, 2000) and seen[-1] == (2000, 2000)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_three_languages_greet_identically_in_batches(client: Client, worker: WorkerProcess) -> None:
+    names = ["Alice", "", "Zoë 🌍", "李雷", "x" * 1000]
+    expected = [f"Hello World, {n}!" for n in names]
+    for module in ("greeting", "greeting-c", "greeting-component"):  # Rust, C, a WAT-built component
+        assert [o.output for o in client.map(module, "greet", names, chunk_size=2)] == expected, module
 
 
 def test_batch_without_batch_export_runs_item_by_item(client: Client, worker: WorkerProcess) -> None:

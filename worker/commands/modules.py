@@ -59,6 +59,7 @@ def _add(args: argparse.Namespace) -> int:
     published = add_module(
         _manifest(args), Path(args.file), name=args.name, version=args.version, abi=args.abi,
         functions=args.function, batch=batch, limits=limits, description=args.description or "",
+        wit=Path(args.wit) if args.wit else None, world=args.world,
     )  # fmt: skip
     state = "published" if published.added else "already published (same bytes)"
     print(f"{published.spec.ref} {state}: sha256 {published.spec.sha256}")

@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 import wasmtime
 
 from ..catalog import ModuleCatalog
+from ..component_registry import ComponentRegistry
 from ..config import Settings
 from ..errors import WasmqError
 from ..manifest import MIB, FunctionSpec, Limits, ModuleSpec
 from ..registry import CompiledModule, ModuleRegistry
 from . import capi
 from .abi import ADAPTERS, call_batch
+from .component import ComponentRunner
 from .engine import EpochTicker, make_engine
 from .guest import Guest, PublicStore
 from .traps import classify
@@ -75,6 +77,8 @@ class Sandbox:
             catalog, engine=self.engine, linker=self.linker, cache_dir=self.settings.cache_dir
         )
         self.ticker = EpochTicker(self.engine, tick_ms=self.settings.epoch_tick_ms).start()
+        self.components = ComponentRegistry(self.engine)
+        self.component_runner = ComponentRunner(self.engine, self.ticker)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sandbox:
@@ -104,7 +108,10 @@ class Sandbox:
         self, module: str | ModuleSpec, function: str, input: object, limits: dict[str, Any] | None = None
     ) -> CallResult:
         """Run one call in a fresh instance; returns the checked answer or raises a `WasmqError`."""
-        compiled, fspec, lim = self.prepare(module, function, limits)
+        spec = module if isinstance(module, ModuleSpec) else self.registry.resolve(module)
+        if spec.abi == "component":
+            return self._call_component(spec, function, input, limits)
+        compiled, fspec, lim = self.prepare(spec, function, limits)
         data = encode_input(input, max_bytes=lim.max_input_bytes)
         adapter = ADAPTERS[fspec.abi]
 
@@ -124,7 +131,10 @@ class Sandbox:
         limits: dict[str, Any] | None = None,
     ) -> list[CallResult | WasmqError]:
         """One result or typed error per input, in order; uses the batch export when the module has one."""
-        compiled, fspec, lim = self.prepare(module, function, limits)
+        spec = module if isinstance(module, ModuleSpec) else self.registry.resolve(module)
+        if spec.abi == "component":  # no batch convention: one fresh instance per item
+            return [self._call_or_error(spec, function, item, limits) for item in inputs]
+        compiled, fspec, lim = self.prepare(spec, function, limits)
         results: list[CallResult | WasmqError | None] = [None] * len(inputs)
         pending: list[tuple[int, bytes]] = []
         for index, item in enumerate(inputs):
@@ -148,6 +158,24 @@ class Sandbox:
         return [r for r in results if r is not None]
 
     # -- internals -----------------------------------------------------------------------------------
+
+    def _call_or_error(
+        self, spec: ModuleSpec, function: str, input: object, limits: dict[str, Any] | None
+    ) -> CallResult | WasmqError:
+        try:
+            return self.call(spec, function, input, limits)
+        except WasmqError as exc:
+            return exc
+
+    def _call_component(
+        self, spec: ModuleSpec, function: str, input: object, limits: dict[str, Any] | None
+    ) -> CallResult:
+        """The component ABI (worker/sandbox/component.py): same limits, same error taxonomy."""
+        spec.function(function)
+        lim = spec.limits.narrowed(limits)
+        result = self.component_runner.call(self.components.loaded(spec), function, input, lim)
+        usage = Usage(fuel=result.usage.fuel, wall_ms=result.usage.wall_ms, memory_bytes=0)
+        return CallResult(output=result.output, usage=usage)
 
     def _run_batch(
         self, compiled: CompiledModule, fspec: FunctionSpec, lim: Limits, items: list[tuple[int, bytes]]
