@@ -6,13 +6,13 @@ job as `ModuleRejected`, so one bad component cannot keep a worker from serving 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import wasmtime
 
 from .errors import ConfigError, ModuleRejected
 from .manifest import ModuleSpec
+from .registry import read_verified, remembered
 from .sandbox.component import LoadedComponent, load_component
 from .sandbox.wit import load_world
 
@@ -24,31 +24,12 @@ class ComponentRegistry:
         self._lock = threading.Lock()
 
     def loaded(self, spec: ModuleSpec) -> LoadedComponent:
-        key = (spec.sha256, spec.ref)
-        with self._lock:
-            found = self._loaded.get(key)
-            if found is None:
-                try:
-                    found = self._load(spec)
-                except ModuleRejected as exc:
-                    found = exc
-                self._loaded[key] = found
-        if isinstance(found, ModuleRejected):
-            raise ModuleRejected(found.message, dict(found.details))
-        return found
+        return remembered(self._loaded, self._lock, spec, self._load)
 
     def _load(self, spec: ModuleSpec) -> LoadedComponent:
         if spec.wit is None or spec.world is None:
             raise ModuleRejected(f"module {spec.ref}: a component needs 'wit' and 'world' in its manifest entry")
-        try:
-            wasm = spec.path.read_bytes()
-        except OSError as exc:
-            raise ModuleRejected(f"module {spec.ref}: cannot read {spec.path.name}: {exc.strerror}") from None
-        digest = hashlib.sha256(wasm).hexdigest()
-        if digest != spec.sha256:
-            raise ModuleRejected(
-                f"module {spec.ref}: sha256 of {spec.path.name} is {digest}, the manifest says {spec.sha256}"
-            )
+        wasm = read_verified(spec)
         try:
             world = load_world(spec.wit, spec.world)
         except ConfigError as exc:

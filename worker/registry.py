@@ -13,8 +13,10 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import wasmtime
 
@@ -25,6 +27,7 @@ from .sandbox import capi
 from .sandbox.abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
 from .sandbox.engine import engine_fingerprint
 
+T = TypeVar("T")
 ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
 
 
@@ -62,35 +65,12 @@ class ModuleRegistry:
 
     def compiled(self, spec: ModuleSpec) -> CompiledModule:
         """The compiled module for `spec`, or `ModuleRejected` (remembered, so a bad module fails fast)."""
-        key = (spec.sha256, spec.ref)
-        found = self._compiled.get(key)
-        if found is None:
-            with self._lock:
-                found = self._compiled.get(key)
-                if found is None:
-                    try:
-                        found = self._load(spec)
-                    except ModuleRejected as exc:
-                        found = exc
-                    self._compiled[key] = found
-        if isinstance(found, ModuleRejected):
-            # A fresh error per call: re-raising the cached instance would grow its traceback on every call
-            # (keeping each caller's frames alive) and share one details dict between jobs.
-            raise ModuleRejected(found.message, dict(found.details))
-        return found
+        return remembered(self._compiled, self._lock, spec, self._load)
 
     # -- loading ---------------------------------------------------------------------------------------
 
     def _load(self, spec: ModuleSpec) -> CompiledModule:
-        try:
-            wasm = spec.path.read_bytes()
-        except OSError as exc:
-            raise ModuleRejected(f"module {spec.ref}: cannot read {spec.path.name}: {exc.strerror}") from None
-        digest = hashlib.sha256(wasm).hexdigest()
-        if digest != spec.sha256:
-            raise ModuleRejected(
-                f"module {spec.ref}: sha256 of {spec.path.name} is {digest}, the manifest says {spec.sha256}"
-            )
+        wasm = read_verified(spec)
         module, from_cache = self._compile(spec, wasm)
         check_imports(spec, module)
         exports = check_exports(spec, module)
@@ -129,6 +109,45 @@ class ModuleRegistry:
         if artifact is not None:
             _write_atomically(artifact, bytes(module.serialize()))
         return module, False
+
+
+def remembered(
+    cache: dict[tuple[str, str], T | ModuleRejected],
+    lock: threading.Lock,
+    spec: ModuleSpec,
+    load: Callable[[ModuleSpec], T],
+) -> T:
+    """`load(spec)` once per content hash and ref; a rejection is remembered too, so a bad module fails fast."""
+    key = (spec.sha256, spec.ref)
+    found = cache.get(key)
+    if found is None:
+        with lock:
+            found = cache.get(key)
+            if found is None:
+                try:
+                    found = load(spec)
+                except ModuleRejected as exc:
+                    found = exc
+                cache[key] = found
+    if isinstance(found, ModuleRejected):
+        # A fresh error per call: re-raising the cached instance would grow its traceback on every call
+        # (keeping each caller's frames alive) and share one details dict between jobs.
+        raise ModuleRejected(found.message, dict(found.details))
+    return found
+
+
+def read_verified(spec: ModuleSpec) -> bytes:
+    """The module's bytes, refused unless their sha256 is the manifest's."""
+    try:
+        wasm = spec.path.read_bytes()
+    except OSError as exc:
+        raise ModuleRejected(f"module {spec.ref}: cannot read {spec.path.name}: {exc.strerror}") from None
+    digest = hashlib.sha256(wasm).hexdigest()
+    if digest != spec.sha256:
+        raise ModuleRejected(
+            f"module {spec.ref}: sha256 of {spec.path.name} is {digest}, the manifest says {spec.sha256}"
+        )
+    return wasm
 
 
 def check_imports(spec: ModuleSpec, module: wasmtime.Module) -> None:
