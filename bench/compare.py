@@ -43,8 +43,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -60,7 +60,7 @@ from celery.result import ResultSet  # noqa: E402
 
 from worker.client import Client  # noqa: E402
 from worker.config import Settings  # noqa: E402
-from worker.embedded_redis import EmbeddedRedis  # noqa: E402
+from worker.embedded_redis import given_or_embedded  # noqa: E402
 from worker.processes import stop_process_group  # noqa: E402
 
 MANIFEST = ROOT / "modules" / "manifest.json"
@@ -168,14 +168,9 @@ def pool_rss_mb(node: Node) -> list[float]:
     return sorted(out)
 
 
-@contextmanager
-def redis_url() -> Iterator[tuple[str, bool]]:
-    given = os.environ.get("WASMQ_REDIS_URL")
-    if given:
-        yield given, False
-        return
-    with EmbeddedRedis() as server:
-        yield server.url, True
+def redis_url() -> AbstractContextManager[tuple[str, bool]]:
+    """(url, ours): the given WASMQ_REDIS_URL, or an embedded Redis started for this run."""
+    return given_or_embedded(os.environ.get("WASMQ_REDIS_URL"))
 
 
 def timed(run: Callable[[], None], items: int) -> float:

@@ -25,8 +25,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from worker.client import Client  # noqa: E402
 from worker.config import Settings  # noqa: E402
-from worker.embedded_redis import EmbeddedRedis  # noqa: E402
+from worker.embedded_redis import given_or_embedded  # noqa: E402
 from worker.processes import stop_process_group  # noqa: E402
 
 MANIFEST = ROOT / "modules" / "manifest.json"
@@ -112,15 +112,9 @@ class Node:
         stop_process_group(self.proc, timeout=60)
 
 
-@contextmanager
-def redis_url() -> Iterator[tuple[str, bool]]:
+def redis_url() -> AbstractContextManager[tuple[str, bool]]:
     """(url, ours): the given WASMQ_REDIS_URL, or an embedded Redis started for this run."""
-    given = os.environ.get("WASMQ_REDIS_URL")
-    if given:
-        yield given, False
-        return
-    with EmbeddedRedis() as server:
-        yield server.url, True
+    return given_or_embedded(os.environ.get("WASMQ_REDIS_URL"))
 
 
 def redis_counters(r: redis.Redis) -> tuple[int, float]:

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -101,3 +103,13 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def given_or_embedded(url: str | None) -> Iterator[tuple[str, bool]]:
+    """(url, ours): `url` when one is given, else an embedded Redis started (and stopped) for the caller."""
+    if url:
+        yield url, False
+        return
+    with EmbeddedRedis() as server:
+        yield server.url, True

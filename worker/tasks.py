@@ -9,6 +9,8 @@ Retries follow `worker/retry.py`; a redelivered message whose result is already 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery, Task
@@ -94,14 +96,11 @@ def _retry_or_raise(task: Task, exc: BaseException, module: str, limits: dict[st
         raise task.retry(exc=exc, countdown=policy.countdown(retries), max_retries=max_retries)
 
 
-def run_call(task: Task, module: Any, function: Any, input: Any, limits: Any = None) -> dict[str, Any]:
-    stored = _stored_result(task)
-    if stored is not None:
-        return dict(stored)
-    info = _job_info(task)
+@contextmanager
+def _failures(task: Task, module: Any, limits: Any, info: dict[str, Any]) -> Iterator[None]:
+    """A typed error gets the job's info; it and connection errors are retried if the policy says so."""
     try:
-        _check_call_args(module, function, limits)
-        result = get_sandbox().call(module, function, input, limits)
+        yield
     except WasmqError as exc:
         exc.details.update(info)
         _retry_or_raise(task, exc, module, limits)
@@ -109,6 +108,16 @@ def run_call(task: Task, module: Any, function: Any, input: Any, limits: Any = N
     except CONNECTION_ERRORS as exc:
         _retry_or_raise(task, exc, module, limits)
         raise
+
+
+def run_call(task: Task, module: Any, function: Any, input: Any, limits: Any = None) -> dict[str, Any]:
+    stored = _stored_result(task)
+    if stored is not None:
+        return dict(stored)
+    info = _job_info(task)
+    with _failures(task, module, limits, info):
+        _check_call_args(module, function, limits)
+        result = get_sandbox().call(module, function, input, limits)
     return {**result.to_dict(), "module": module, "function": function, **info}
 
 
@@ -132,7 +141,7 @@ def run_call_many(task: Task, module: Any, function: Any, inputs: Any, limits: A
     if stored is not None:
         return dict(stored)
     info = _job_info(task)
-    try:
+    with _failures(task, str(module), limits, info):
         _check_call_args(module, function, limits)
         if not isinstance(inputs, list):
             raise InvalidInput(f"'inputs' must be a list, not {type(inputs).__name__}")
@@ -140,13 +149,6 @@ def run_call_many(task: Task, module: Any, function: Any, inputs: Any, limits: A
             raise InvalidInput(f"a chunk holds at most {MAX_CHUNK_ITEMS} inputs, not {len(inputs)}")
         results = get_sandbox().call_many(module, function, inputs, limits)
         results = _rerun_deadline_items(module, function, inputs, limits, results)
-    except WasmqError as exc:
-        exc.details.update(info)
-        _retry_or_raise(task, exc, str(module), limits)
-        raise
-    except CONNECTION_ERRORS as exc:
-        _retry_or_raise(task, exc, str(module), limits)
-        raise
     return {"results": chunk_entries(results), "module": module, "function": function, **info}
 
 

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
+from tests.helpers import WorkerProcess
 from tests.reliability.conftest import BackgroundBatch, Scenario
+from worker.client import Client
 
 pytestmark = pytest.mark.reliability
 
@@ -26,12 +28,23 @@ def check_all_greeted(outcomes: list, inputs: list[str]) -> None:
     assert not wrong, wrong[:3]
 
 
+def start_batch(scenario: Scenario, client: Client) -> tuple[WorkerProcess, list[str], BackgroundBatch]:
+    """A worker, and a batch of N greetings in chunks of CHUNK running in the background."""
+    worker = scenario.start_worker(client)
+    inputs = names()
+    scenario.messages = N // CHUNK
+    return worker, inputs, BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
+
+
+def finish_batch(scenario: Scenario, batch: BackgroundBatch, inputs: list[str]) -> None:
+    outcomes = batch.join()
+    check_all_greeted(outcomes, inputs)
+    scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
+
+
 def test_pool_child_sigkill_mid_batch(scenario: Scenario) -> None:
     with scenario.client() as client:
-        worker = scenario.start_worker(client)
-        inputs = names()
-        batch = BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
-        scenario.messages = N // CHUNK
+        worker, inputs, batch = start_batch(scenario, client)
         with scenario.client() as observer:
             for threshold in (50, 300, 600):
                 pids = worker.pool_pids(observer)
@@ -48,28 +61,18 @@ def test_pool_child_sigkill_mid_batch(scenario: Scenario) -> None:
 
 def test_whole_node_sigkill_mid_batch_then_new_node(scenario: Scenario) -> None:
     with scenario.client() as client:
-        first = scenario.start_worker(client)
-        inputs = names()
-        batch = BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
-        scenario.messages = N // CHUNK
+        first, inputs, batch = start_batch(scenario, client)
         batch.wait_until(lambda done: done >= 100)
         first.kill_node(signal.SIGKILL)
         scenario.start_worker(client)  # its messages come back after the visibility timeout
-        outcomes = batch.join()
-        check_all_greeted(outcomes, inputs)
-        scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
+        finish_batch(scenario, batch, inputs)
 
 
 def test_sigterm_mid_batch_finishes_or_requeues(scenario: Scenario) -> None:
     with scenario.client() as client:
-        first = scenario.start_worker(client)
-        inputs = names()
-        batch = BackgroundBatch(client, "greeting", "greet", inputs, chunk_size=CHUNK, timeout=240)
-        scenario.messages = N // CHUNK
+        first, inputs, batch = start_batch(scenario, client)
         batch.wait_until(lambda done: done >= 100)
         first.stop()  # SIGTERM: warm shutdown
         assert not first.alive()
         scenario.start_worker(client)
-        outcomes = batch.join()
-        check_all_greeted(outcomes, inputs)
-        scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
+        finish_batch(scenario, batch, inputs)
