@@ -3,8 +3,8 @@
     python bench/wasmq_noevents_worker.py --hostname=NAME [--concurrency=2]
 
 The same app, tasks, settings and queue (WASMQ_* variables) as `wasmq worker`, except that the worker sends
-no task events (task-received/started/succeeded: one Redis PUBLISH each, from the worker's main process),
-which is what Flower listens to. It shows what those events cost per job; it is not a supported way to run.
+no task events (task-received/started/succeeded, sent from the worker's main process in batches), which is
+what Flower listens to. It shows what those events cost per job; it is not a supported way to run.
 """
 
 from __future__ import annotations

@@ -49,9 +49,10 @@ class Settings:
     stall_check_s: float = 10.0  # a producer waiting this long without a result looks for lost messages
     max_captured_output: int = 64 * 1024  # bytes of WASI stdout/stderr kept per call
     log_format: str = "auto"  # auto | json | console
-    # Celery task events (Flower, `celery events`) cost three Redis PUBLISHes per job in the worker's main
-    # process, about a third of single-job throughput; batches barely notice. WASMQ_TASK_EVENTS=0 turns them off.
+    # Celery task events (Flower, `celery events`), on by default; WASMQ_TASK_EVENTS=0 turns them off. A worker
+    # sends them in batches, at most every `event_flush_s` (worker/consumer.py): monitors see them that much later.
     task_events: bool = True
+    event_flush_s: float = 0.1
     metrics_port: int | None = None  # a worker serves Prometheus metrics on this port (None: no metrics)
     metrics_host: str = "0.0.0.0"  # address the metrics server binds
     stats_flush_s: float = 1.0  # a worker process sends its job counters to Redis this often (batched)
@@ -104,6 +105,7 @@ class Settings:
             ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
             ("WASMQ_STALL_CHECK_S", "stall_check_s"),
             ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
+            ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
         ):
             if env.get(var):
                 kw[name] = _positive_float(var, env[var])

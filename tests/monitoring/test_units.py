@@ -179,3 +179,13 @@ def test_a_given_multiprocess_directory_is_emptied_of_stale_files(
     assert metrics.enabled()
     monkeypatch.delenv(metrics.MULTIPROC_ENV)
     assert not metrics.enabled()
+
+
+def test_task_event_settings_from_the_environment() -> None:
+    s = Settings.from_env({"WASMQ_TASK_EVENTS": "off", "WASMQ_EVENT_FLUSH_S": "0.5"})
+    assert (s.task_events, s.event_flush_s) == (False, 0.5)
+    assert (Settings.from_env({}).task_events, Settings.from_env({}).event_flush_s) == (True, 0.1)
+    with pytest.raises(ConfigError, match="WASMQ_EVENT_FLUSH_S"):
+        Settings.from_env({"WASMQ_EVENT_FLUSH_S": "-1"})
+    with pytest.raises(ConfigError, match="WASMQ_TASK_EVENTS"):
+        Settings.from_env({"WASMQ_TASK_EVENTS": "maybe"})
