@@ -36,10 +36,7 @@ def init_sandbox(**_: object) -> None:
         if time.monotonic() > deadline:
             break
         try:
-            if spec.abi == "component":
-                sandbox.components.loaded(spec)
-            else:
-                sandbox.registry.compiled(spec)
+            sandbox.load(spec)
         except WasmqError:
             pass  # reported per job as ModuleRejected; one bad module must not stop the worker
 

@@ -93,6 +93,13 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def load(self, spec: ModuleSpec) -> None:
+        """Compile (or load from the cache) one registered module, whatever its ABI: a worker's warm-up."""
+        if spec.abi == "component":
+            self.components.loaded(spec)
+        else:
+            self.registry.compiled(spec)
+
     # -- public calls --------------------------------------------------------------------------------
 
     def prepare(
