@@ -23,17 +23,15 @@ def main() -> int:
     failed = 0
     try:
         for spec in sandbox.registry.catalog:
+            artifact = sandbox.registry.precompiled.path(spec)
+            cached = artifact is not None and artifact.exists()
             try:
-                if spec.abi == "component":  # checked here; compiled in memory at worker start (not cached)
-                    sandbox.components.loaded(spec)
-                    print(f"{spec.ref}: component checked")
-                    continue
-                compiled = sandbox.registry.compiled(spec)
+                sandbox.load(spec)  # modules and components alike: checked, compiled, kept in the cache
             except WasmqError as exc:
                 print(f"REJECTED {spec.ref}: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            print(f"{spec.ref}: {'cached already' if compiled.from_cache else 'compiled'}")
+            print(f"{spec.ref}: {'cached already' if cached else 'compiled'}")
     finally:
         sandbox.close()
     artifacts = sorted(settings.cache_dir.glob("*.cwasm"))

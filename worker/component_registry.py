@@ -1,25 +1,30 @@
 """Components by content hash: sha256-verified, checked against their WIT world, compiled once per process.
 
 The component counterpart of `worker/registry.py` (core modules); a rejection is remembered and reported per
-job as `ModuleRejected`, so one bad component cannot keep a worker from serving the rest.
+job as `ModuleRejected`, so one bad component cannot keep a worker from serving the rest. Compiled components
+are kept on disk like modules (worker/precompiled.py); the WIT check runs on every load.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import wasmtime
+import wasmtime.component as wc
 
 from .errors import ConfigError, ModuleRejected
 from .manifest import ModuleSpec
+from .precompiled import PrecompiledCache
 from .registry import read_verified, remembered
-from .sandbox.component import LoadedComponent, load_component
+from .sandbox.component import LoadedComponent, check_component, compile_component
 from .sandbox.wit import load_world
 
 
 class ComponentRegistry:
-    def __init__(self, engine: wasmtime.Engine) -> None:
+    def __init__(self, engine: wasmtime.Engine, *, cache_dir: Path | None = None) -> None:
         self.engine = engine
+        self.precompiled = PrecompiledCache(cache_dir)
         self._loaded: dict[tuple[str, str], LoadedComponent | ModuleRejected] = {}
         self._lock = threading.Lock()
 
@@ -34,4 +39,10 @@ class ComponentRegistry:
             world = load_world(spec.wit, spec.world)
         except ConfigError as exc:
             raise ModuleRejected(f"module {spec.ref}: {exc.message}") from None
-        return load_component(self.engine, wasm, ref=spec.ref, world=world, functions=list(spec.functions))
+        component, _ = self.precompiled.load_or_compile(
+            spec,
+            compile=lambda: compile_component(self.engine, wasm, ref=spec.ref),
+            deserialize=lambda data: wc.Component.deserialize(self.engine, data),
+            serialize=lambda compiled: bytes(compiled.serialize()),
+        )
+        return check_component(self.engine, component, ref=spec.ref, world=world, functions=list(spec.functions))

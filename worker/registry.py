@@ -2,16 +2,13 @@
 
 A module is compiled on first use, not at worker start, so one bad entry in a manifest cannot keep a
 worker from serving the others; its rejection is remembered (by content hash) and reported per job as
-`ModuleRejected`. Precompiled artifacts (`Module.serialize`) are kept under the cache directory, keyed by
-the module's sha256 and the engine fingerprint, so a fresh worker process deserializes instead of compiling.
-The cache directory must be writable by the worker only: deserializing an artifact runs it as native code.
+`ModuleRejected`. Compiled modules are kept on disk (worker/precompiled.py), so a fresh worker process
+deserializes instead of compiling.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +20,9 @@ import wasmtime
 from .catalog import ModuleCatalog
 from .errors import ModuleRejected
 from .manifest import ModuleSpec
+from .precompiled import PrecompiledCache
 from .sandbox import capi
 from .sandbox.abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
-from .sandbox.engine import engine_fingerprint
 
 T = TypeVar("T")
 ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
@@ -57,6 +54,7 @@ class ModuleRegistry:
         self.engine = engine
         self.linker = linker
         self.cache_dir = cache_dir
+        self.precompiled = PrecompiledCache(cache_dir)
         self._compiled: dict[tuple[str, str], CompiledModule | ModuleRejected] = {}
         self._lock = threading.Lock()
 
@@ -89,26 +87,20 @@ class ModuleRegistry:
             pre_address=capi.address(pre) if capi.AVAILABLE else 0,
         )
 
-    def _artifact_path(self, sha256: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        tag = hashlib.sha256(engine_fingerprint().encode()).hexdigest()[:16]
-        return self.cache_dir / f"{sha256}-{tag}.cwasm"
-
     def _compile(self, spec: ModuleSpec, wasm: bytes) -> tuple[wasmtime.Module, bool]:
-        artifact = self._artifact_path(spec.sha256)
-        if artifact is not None and artifact.exists():
+        def compile() -> wasmtime.Module:
             try:
-                return wasmtime.Module.deserialize(self.engine, artifact.read_bytes()), True
-            except (OSError, wasmtime.WasmtimeError):
-                pass  # stale or damaged artifact: compile again and overwrite it
-        try:
-            module = wasmtime.Module(self.engine, wasm)
-        except wasmtime.WasmtimeError as exc:
-            raise ModuleRejected(f"module {spec.ref} is not valid WebAssembly: {str(exc).splitlines()[0]}") from None
-        if artifact is not None:
-            _write_atomically(artifact, bytes(module.serialize()))
-        return module, False
+                return wasmtime.Module(self.engine, wasm)
+            except wasmtime.WasmtimeError as exc:
+                msg = f"module {spec.ref} is not valid WebAssembly: {str(exc).splitlines()[0]}"
+                raise ModuleRejected(msg) from None
+
+        return self.precompiled.load_or_compile(
+            spec,
+            compile=compile,
+            deserialize=lambda data: wasmtime.Module.deserialize(self.engine, data),
+            serialize=lambda module: bytes(module.serialize()),
+        )
 
 
 def remembered(
@@ -197,15 +189,3 @@ def check_exports(spec: ModuleSpec, module: wasmtime.Module) -> dict[str, object
         if fspec.abi in NEEDS_MEMORY and not isinstance(exports.get("memory"), wasmtime.MemoryType):
             raise ModuleRejected(f"module {spec.ref} does not export a memory named 'memory' (ABI {fspec.abi})")
     return exports
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so a concurrent reader never sees half an artifact."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # the cache is an optimisation: a read-only or full disk must not fail the job

@@ -77,7 +77,7 @@ class Sandbox:
             catalog, engine=self.engine, linker=self.linker, cache_dir=self.settings.cache_dir
         )
         self.ticker = EpochTicker(self.engine, tick_ms=self.settings.epoch_tick_ms).start()
-        self.components = ComponentRegistry(self.engine)
+        self.components = ComponentRegistry(self.engine, cache_dir=self.settings.cache_dir)
         self.component_runner = ComponentRunner(self.engine, self.ticker)
 
     @classmethod
