@@ -147,21 +147,19 @@ class ResultListener:
         """A listener that failed rests for a while (waits poll meanwhile, as without a listener)."""
         self._broken_until = time.monotonic() + RELISTEN_AFTER_S
         self.failures = [*self.failures[-9:], f"{type(exc).__name__}: {exc}"]
+        self._close_pubsub()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_pubsub()
+
+    def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             try:
                 pubsub.close()
             except _LISTEN_ERRORS:
                 pass
-
-    def close(self) -> None:
-        with self._lock:
-            pubsub, self._pubsub = self._pubsub, None
-            if pubsub is not None:
-                try:
-                    pubsub.close()
-                except _LISTEN_ERRORS:
-                    pass
 
 
 def wait_for_results(
