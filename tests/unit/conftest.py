@@ -26,6 +26,14 @@ GREETING_MANIFEST = ROOT / "modules" / "manifest.json"
 HOSTILE_MANIFEST = ROOT / "tests" / "hostile" / "manifest.json"
 HOSTILE_DIR = ROOT / "tests" / "hostile"
 BOTH_MANIFESTS = (GREETING_MANIFEST, HOSTILE_MANIFEST)
+# Every (module, function) of the core greeting modules that greets, in all three core ABIs.
+GREETERS = [
+    ("greeting", "greet"),
+    ("greeting", "wasm_memory_rust_format_hello_world"),
+    ("greeting", "wasm_memory_c_format_hello_world"),
+    ("greeting-c", "greet"),
+    ("greeting-c", "wasm_memory_c_format_hello_world"),
+]
 
 
 def greeting(name: str) -> str:

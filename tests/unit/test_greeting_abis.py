@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.conftest import greeting
+from tests.unit.conftest import GREETERS, greeting
 from worker.errors import WasmqError
 from worker.sandbox import CallResult, Sandbox, Usage
 
-GREETERS = [
-    ("greeting", "greet"),
-    ("greeting", "wasm_memory_rust_format_hello_world"),
-    ("greeting", "wasm_memory_c_format_hello_world"),
-    ("greeting-c", "greet"),
-    ("greeting-c", "wasm_memory_c_format_hello_world"),
-]
 NAMES = ["Alice", "", "Zoë", "Ünïcödé 🌍", "日本語の名前", "a b\tc", "x" * 10_000]
 
 

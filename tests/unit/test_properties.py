@@ -6,18 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.conftest import greeting
+from tests.unit.conftest import GREETERS, greeting
 from worker.errors import InvalidInput, WasmqError
 from worker.sandbox import CallResult, Sandbox
 from worker.sandbox.validate import decode_frames, encode_frames
 
-GREETERS = [
-    ("greeting", "greet"),
-    ("greeting", "wasm_memory_rust_format_hello_world"),
-    ("greeting", "wasm_memory_c_format_hello_world"),
-    ("greeting-c", "greet"),
-    ("greeting-c", "wasm_memory_c_format_hello_world"),
-]
 SEED_C = "wasm_memory_c_format_hello_world"
 SMALL_INPUT_LIMIT = 32  # bytes: narrowed per call so that "oversize" names are cheap to generate
 
