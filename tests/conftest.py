@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess
+from tests.helpers import WorkerProcess, env_for
 from worker.config import Settings
 from worker.embedded_redis import EmbeddedRedis
 
@@ -49,16 +49,7 @@ def queue_settings(redis_url: str, cache_dir: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def worker_env(queue_settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        WASMQ_REDIS_URL=queue_settings.redis_url,
-        WASMQ_QUEUE=queue_settings.queue,
-        WASMQ_MANIFEST=os.pathsep.join(str(p) for p in queue_settings.manifests),
-        WASMQ_CACHE_DIR=str(queue_settings.cache_dir),
-    )
-    env.pop("WASMQ_BROKER_URL", None)
-    env.pop("WASMQ_RESULT_URL", None)
-    return env
+    return env_for(queue_settings)
 
 
 @pytest.fixture(scope="session")

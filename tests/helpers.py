@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from worker.client import Client
+from worker.config import Settings
 from worker.processes import stop_process_group
+
+
+def env_for(settings: Settings, **more: str) -> dict[str, str]:
+    """A worker process's environment: ours without any WASMQ_* variable, then `settings` and `more`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WASMQ_")}
+    return {**env, **settings.to_env(), **more}
 
 
 class WorkerProcess:

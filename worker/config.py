@@ -23,6 +23,38 @@ def _default_cache_dir() -> Path:
     return Path(base) / "wasmq"
 
 
+# WASMQ_* variable -> Settings field, by how the value is read (`from_env`) and written (`to_env`).
+TEXT_VARS = (
+    ("WASMQ_REDIS_URL", "redis_url"),
+    ("WASMQ_BROKER_URL", "broker_url"),
+    ("WASMQ_RESULT_URL", "result_url"),
+    ("WASMQ_QUEUE", "queue"),
+    ("WASMQ_LOG_FORMAT", "log_format"),
+    ("WASMQ_METRICS_HOST", "metrics_host"),
+)
+INT_VARS = (
+    ("WASMQ_EPOCH_TICK_MS", "epoch_tick_ms"),
+    ("WASMQ_PREFETCH", "prefetch"),
+    ("WASMQ_CONCURRENCY", "concurrency"),
+    ("WASMQ_RESULT_TTL_S", "result_ttl_s"),
+    ("WASMQ_CHUNK_SIZE", "chunk_size"),
+    ("WASMQ_VISIBILITY_TIMEOUT_S", "visibility_timeout_s"),
+    ("WASMQ_TASK_TIME_LIMIT_S", "task_time_limit_s"),
+    ("WASMQ_DEADLINE_RETRIES", "deadline_retries"),
+    ("WASMQ_MAX_WORKER_LOST_RETRIES", "max_worker_lost_retries"),
+    ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
+    ("WASMQ_METRICS_PORT", "metrics_port"),
+)
+FLOAT_VARS = (
+    ("WASMQ_TIME_LIMIT_MARGIN_S", "time_limit_margin_s"),
+    ("WASMQ_RETRY_BACKOFF_S", "retry_backoff_s"),
+    ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
+    ("WASMQ_STALL_CHECK_S", "stall_check_s"),
+    ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
+    ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Process-wide configuration; frozen so that nothing changes it behind a running worker's back."""
@@ -74,39 +106,13 @@ class Settings:
         """Read `WASMQ_*` variables; a malformed value is a `ConfigError` naming the variable."""
         env = dict(os.environ if env is None else env)
         kw: dict[str, object] = {}
-        for var, name in (
-            ("WASMQ_REDIS_URL", "redis_url"),
-            ("WASMQ_BROKER_URL", "broker_url"),
-            ("WASMQ_RESULT_URL", "result_url"),
-            ("WASMQ_QUEUE", "queue"),
-            ("WASMQ_LOG_FORMAT", "log_format"),
-            ("WASMQ_METRICS_HOST", "metrics_host"),
-        ):
+        for var, name in TEXT_VARS:
             if env.get(var):
                 kw[name] = env[var]
-        for var, name in (
-            ("WASMQ_EPOCH_TICK_MS", "epoch_tick_ms"),
-            ("WASMQ_PREFETCH", "prefetch"),
-            ("WASMQ_CONCURRENCY", "concurrency"),
-            ("WASMQ_RESULT_TTL_S", "result_ttl_s"),
-            ("WASMQ_CHUNK_SIZE", "chunk_size"),
-            ("WASMQ_VISIBILITY_TIMEOUT_S", "visibility_timeout_s"),
-            ("WASMQ_TASK_TIME_LIMIT_S", "task_time_limit_s"),
-            ("WASMQ_DEADLINE_RETRIES", "deadline_retries"),
-            ("WASMQ_MAX_WORKER_LOST_RETRIES", "max_worker_lost_retries"),
-            ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
-            ("WASMQ_METRICS_PORT", "metrics_port"),
-        ):
+        for var, name in INT_VARS:
             if env.get(var):
                 kw[name] = _positive_int(var, env[var])
-        for var, name in (
-            ("WASMQ_TIME_LIMIT_MARGIN_S", "time_limit_margin_s"),
-            ("WASMQ_RETRY_BACKOFF_S", "retry_backoff_s"),
-            ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
-            ("WASMQ_STALL_CHECK_S", "stall_check_s"),
-            ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
-            ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
-        ):
+        for var, name in FLOAT_VARS:
             if env.get(var):
                 kw[name] = _positive_float(var, env[var])
         if env.get("WASMQ_TASK_EVENTS"):
@@ -121,6 +127,19 @@ class Settings:
         settings = cls(**kw)  # type: ignore[arg-type]
         settings.check()
         return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The `WASMQ_*` variables from which `from_env` builds these same settings: what a child process
+        (a worker started by the demo, a test or a benchmark) is given."""
+        env = {
+            var: str(getattr(self, name))
+            for var, name in (*TEXT_VARS, *INT_VARS, *FLOAT_VARS)
+            if getattr(self, name) is not None
+        }
+        env["WASMQ_TASK_EVENTS"] = "1" if self.task_events else "0"
+        env["WASMQ_MANIFEST"] = os.pathsep.join(str(p) for p in self.manifests)
+        env["WASMQ_CACHE_DIR"] = "" if self.cache_dir is None else str(self.cache_dir)
+        return env
 
     def check(self) -> None:
         """Refuse inconsistent settings up front rather than losing jobs later."""

@@ -31,7 +31,7 @@ import pytest
 import redis
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess
+from tests.helpers import WorkerProcess, env_for
 from worker.client import Client
 from worker.config import Settings
 from worker.embedded_redis import find_redis_server, free_port
@@ -44,10 +44,10 @@ NODES = 3
 # Every hard time limit must stay below it: jobs here ask for a 200 ms deadline (chunk of 10: 8 s limit).
 VISIBILITY_S = 20
 SHORT_LIMITS = {
-    "visibility_timeout_s": ("WASMQ_VISIBILITY_TIMEOUT_S", VISIBILITY_S),
-    "task_time_limit_s": ("WASMQ_TASK_TIME_LIMIT_S", 10),
-    "time_limit_margin_s": ("WASMQ_TIME_LIMIT_MARGIN_S", 5),
-    "retry_backoff_max_s": ("WASMQ_RETRY_BACKOFF_MAX_S", 5),
+    "visibility_timeout_s": VISIBILITY_S,
+    "task_time_limit_s": 10,
+    "time_limit_margin_s": 5.0,
+    "retry_backoff_max_s": 5.0,
 }
 TIMEOUT_MS = 200
 CHUNK = 10
@@ -259,16 +259,9 @@ def cluster(
             manifests=MANIFESTS,
             cache_dir=cache_dir,
             chunk_size=CHUNK,
-            **{name: value for name, (_, value) in SHORT_LIMITS.items()},  # type: ignore[arg-type]
+            **SHORT_LIMITS,  # type: ignore[arg-type]
         )
-        base = {k: v for k, v in os.environ.items() if not k.startswith("WASMQ_")}
-        base.update(
-            WASMQ_QUEUE=queue,
-            WASMQ_MANIFEST=os.pathsep.join(str(p) for p in MANIFESTS),
-            WASMQ_CACHE_DIR=str(cache_dir),
-            **{var: str(value) for var, value in SHORT_LIMITS.values()},
-        )
-        envs = [{**base, "WASMQ_REDIS_URL": server.url(host)} for host in net.node_redis_hosts]
+        envs = [env_for(settings, WASMQ_REDIS_URL=server.url(host)) for host in net.node_redis_hosts]
         cl = Cluster(net, server, settings, envs, tmp_path_factory.mktemp("multinode-logs"))
         where = (
             f"network namespaces {', '.join(str(n) for n in net.namespaces)} at {', '.join(net.node_addresses)}, "

@@ -26,7 +26,7 @@ import pytest
 from kombu import Connection
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess
+from tests.helpers import WorkerProcess, env_for
 from tests.integration import test_cli_queue, test_queue
 from tests.integration.test_multinode import freeze_holding_a_job, task_ids
 from worker.client import Client
@@ -134,18 +134,6 @@ def rabbit_settings(amqp_url: str, redis_url: str, cache_dir: Path, rabbit_queue
         cache_dir=cache_dir,
         chunk_size=100,
     )
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WASMQ_")}
-    env.update(
-        WASMQ_REDIS_URL=settings.redis_url,
-        WASMQ_BROKER_URL=settings.broker,
-        WASMQ_QUEUE=settings.queue,
-        WASMQ_MANIFEST=os.pathsep.join(str(p) for p in settings.manifests),
-        WASMQ_CACHE_DIR=str(settings.cache_dir),
-    )
-    return env
 
 
 @pytest.fixture(scope="module")

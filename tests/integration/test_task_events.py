@@ -16,7 +16,7 @@ import pytest
 from celery import Celery
 from celery.events.receiver import EventReceiver
 
-from tests.helpers import WorkerProcess
+from tests.helpers import WorkerProcess, env_for
 from worker.client import Client
 from worker.config import Settings
 
@@ -84,13 +84,10 @@ def test_every_job_has_its_events_in_order_several_to_a_message(worker: WorkerPr
     assert monitor.messages * 2 <= events, f"{events} events came in {monitor.messages} messages: not batched"
 
 
-def test_events_still_buffered_at_a_warm_shutdown_are_sent(
-    queue_settings: Settings, worker_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_events_still_buffered_at_a_warm_shutdown_are_sent(queue_settings: Settings, tmp_path: Path) -> None:
     settings = queue_settings.with_(queue=f"wasmq-events-{uuid.uuid4().hex[:8]}")
     # A flush interval far longer than the test: only the flush at shutdown can send these jobs' events.
-    env = {**worker_env, "WASMQ_QUEUE": settings.queue, "WASMQ_EVENT_FLUSH_S": "600"}
-    node = WorkerProcess(env, log_dir=tmp_path, name="events")
+    node = WorkerProcess(env_for(settings, WASMQ_EVENT_FLUSH_S="600"), log_dir=tmp_path, name="events")
     with Client(settings) as client:
         node.start(client)
         try:

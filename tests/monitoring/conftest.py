@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess
+from tests.helpers import WorkerProcess, env_for
 from worker.client import Client
 from worker.config import Settings
 
@@ -49,19 +48,8 @@ def monitoring_env(redis_url: str, cache_dir: Path, queue: str) -> tuple[Setting
         redis_url=redis_url, queue=queue, manifests=MANIFESTS, cache_dir=cache_dir, retry_backoff_s=0.1,
         stats_flush_s=0.2,
     )  # fmt: skip
-    env = dict(os.environ)
-    env.update(
-        WASMQ_REDIS_URL=redis_url,
-        WASMQ_QUEUE=queue,
-        WASMQ_MANIFEST=os.pathsep.join(str(p) for p in MANIFESTS),
-        WASMQ_CACHE_DIR=str(cache_dir),
-        WASMQ_RETRY_BACKOFF_S="0.1",
-        WASMQ_STATS_FLUSH_S="0.2",
-        WASMQ_METRICS_HOST="127.0.0.1",
-        WASMQ_LOG_FORMAT="json",
-    )
-    for key in ("WASMQ_BROKER_URL", "WASMQ_RESULT_URL", "WASMQ_METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(key, None)
+    env = env_for(settings, WASMQ_METRICS_HOST="127.0.0.1", WASMQ_LOG_FORMAT="json")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return settings, env
 
 

@@ -7,7 +7,6 @@ jobs submitted, completed, duplicated, lost, dead-lettered. The table is printed
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess
+from tests.helpers import WorkerProcess, env_for
 from worker.client import Client
 from worker.config import Settings
 from worker.dead_letters import DeadLetters
@@ -97,21 +96,7 @@ def build_scenario(name: str, redis_url: str, cache_dir: Path, log_dir: Path) ->
         retry_backoff_s=0.2,
         retry_backoff_max_s=2.0,
     )
-    env = dict(os.environ)
-    env.update(
-        WASMQ_REDIS_URL=redis_url,
-        WASMQ_QUEUE=queue,
-        WASMQ_MANIFEST=os.pathsep.join(str(p) for p in MANIFESTS),
-        WASMQ_CACHE_DIR=str(cache_dir),
-        WASMQ_VISIBILITY_TIMEOUT_S=str(VISIBILITY_S),
-        WASMQ_TASK_TIME_LIMIT_S="5",
-        WASMQ_TIME_LIMIT_MARGIN_S="8",
-        WASMQ_RETRY_BACKOFF_S="0.2",
-        WASMQ_RETRY_BACKOFF_MAX_S="2",
-    )
-    for key in ("WASMQ_BROKER_URL", "WASMQ_RESULT_URL"):
-        env.pop(key, None)
-    return Scenario(name=name, settings=settings, env=env, log_dir=log_dir)
+    return Scenario(name=name, settings=settings, env=env_for(settings), log_dir=log_dir)
 
 
 @pytest.fixture
