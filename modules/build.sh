@@ -66,6 +66,8 @@ fi
 
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
+# shellcheck source=reproducible.sh
+source "$HERE/reproducible.sh"
 
 # --- one build -------------------------------------------------------------
 
@@ -115,16 +117,7 @@ build_into() { # build_into DIR
         > "$out/tests/hostile/malformed.wasm"
 }
 
-echo "building (1/2)"
-build_into "$SCRATCH/a"
-echo "building (2/2)"
-build_into "$SCRATCH/b"
-
-if ! diff -r "$SCRATCH/a" "$SCRATCH/b" >/dev/null; then
-    diff -r "$SCRATCH/a" "$SCRATCH/b" >&2 || true
-    die "the two builds differ: not reproducible"
-fi
-echo "reproducible: both builds are byte-identical"
+build_twice build_into
 
 # --- install + manifests ---------------------------------------------------
 

