@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 import redis
 
@@ -37,7 +37,7 @@ class Recorder:
         self.prometheus = metrics.enabled()
         self._lock = threading.Lock()
         self._metrics = metrics.MetricDeltas()
-        self._slots: dict[tuple[str, int], Counter[stats.Field]] = {}
+        self._slots: defaultdict[tuple[str, int], Counter[stats.Field]] = defaultdict(Counter)
         self._unsent: dict[tuple[str, int], Counter[stats.Field]] = {}
         self._flush_lock = threading.Lock()
         self._client = client
@@ -57,9 +57,7 @@ class Recorder:
         """`n` jobs of `module.function` ended with `outcome`, each taking `duration_s` and `fuel`."""
         slot = int(time.time()) // STATS_SLOT_S
         with self._lock:
-            counts = self._slots.get((queue, slot))
-            if counts is None:
-                counts = self._slots[(queue, slot)] = Counter()
+            counts = self._slots[(queue, slot)]
             counts[("j", module, function, outcome)] += n
             if duration_s is not None:
                 counts[("d", module, function, str(stats.duration_bucket(duration_s)))] += n
@@ -75,9 +73,7 @@ class Recorder:
         """`n` jobs of `module.function` will run again because of `reason`."""
         slot = int(time.time()) // STATS_SLOT_S
         with self._lock:
-            counts = self._slots.get((queue, slot))
-            if counts is None:
-                counts = self._slots[(queue, slot)] = Counter()
+            counts = self._slots[(queue, slot)]
             counts[("r", module, function, reason)] += n
             if self.prometheus:
                 self._metrics.retries[(module, function, reason)] += n
@@ -94,7 +90,7 @@ class Recorder:
         with self._flush_lock:
             with self._lock:
                 deltas, self._metrics = self._metrics, metrics.MetricDeltas()
-                slots, self._slots = self._slots, {}
+                slots, self._slots = self._slots, defaultdict(Counter)
             if deltas:
                 metrics.job_metrics().apply(deltas)
             for key, counts in slots.items():
