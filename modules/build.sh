@@ -64,8 +64,6 @@ else
     echo "wat2wasm: $("$WAT2WASM" --version)"
 fi
 
-SCRATCH="$(mktemp -d)"
-trap 'rm -rf "$SCRATCH"' EXIT
 # shellcheck source=reproducible.sh
 source "$HERE/reproducible.sh"
 

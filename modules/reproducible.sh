@@ -1,6 +1,10 @@
 # Sourced by the build scripts (modules/build.sh, modules/greeting_component/build.sh,
 # tests/hostile_components/build.sh): the one way they find wasm-tools and prove a
-# build reproducible. The sourcing script defines ROOT, SCRATCH and die first.
+# build reproducible. The sourcing script defines ROOT and die first; sourcing makes
+# the scratch directory SCRATCH, removed when the script exits.
+
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
 
 find_wasm_tools() { # sets WASM_TOOLS unless given: the repository's .venv/bin/wasm-tools, else PATH's
     if [[ -z "${WASM_TOOLS:-}" ]]; then

@@ -33,9 +33,6 @@ die() { echo "greeting_component/build.sh: $*" >&2; exit 1; }
 source "$ROOT/modules/reproducible.sh"
 find_wasm_tools
 
-SCRATCH="$(mktemp -d)"
-trap 'rm -rf "$SCRATCH"' EXIT
-
 build_into() { # build_into DIR
     mkdir -p "$1"
     "$WASM_TOOLS" component embed "$HERE/greeting.wit" --world greeter "$HERE/greeting.wat" -o "$1/core.wasm"

@@ -39,9 +39,6 @@ die() { echo "hostile_components/build.sh: $*" >&2; exit 1; }
 source "$ROOT/modules/reproducible.sh"
 find_wasm_tools
 
-SCRATCH="$(mktemp -d)"
-trap 'rm -rf "$SCRATCH"' EXIT
-
 build_into() { # build_into DIR
     local out="$1" wat name
     mkdir -p "$out"
