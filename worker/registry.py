@@ -53,7 +53,6 @@ class ModuleRegistry:
         self.catalog = catalog
         self.engine = engine
         self.linker = linker
-        self.cache_dir = cache_dir
         self.precompiled = PrecompiledCache(cache_dir)
         self._compiled: dict[tuple[str, str], CompiledModule | ModuleRejected] = {}
         self._lock = threading.Lock()
