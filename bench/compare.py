@@ -58,10 +58,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from celery.result import ResultSet  # noqa: E402
 
-from worker.client import Client  # noqa: E402
 from worker.config import Settings  # noqa: E402
-from worker.embedded_redis import given_or_embedded  # noqa: E402
-from worker.processes import stop_process_group  # noqa: E402
+from worker.devtools.embedded_redis import given_or_embedded  # noqa: E402
+from worker.devtools.node import WorkerNode  # noqa: E402
+from worker.producer.client import Client  # noqa: E402
 
 MANIFEST = ROOT / "modules" / "manifest.json"
 RESULT_TTL_S = 600
@@ -100,52 +100,23 @@ class Phase:
         }
 
 
-class Node:
-    """A worker node (main process + prefork pool) in its own process group."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], name: str, log: Path) -> None:
-        self.name = name
-        with open(log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def wait_ready(self, app: Any, timeout: float = 90.0) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"worker {self.name} exited with {self.proc.returncode}")
-            if app.control.ping(destination=[self.name], timeout=0.5):
-                return time.monotonic() - started
-        raise SystemExit(f"worker {self.name} did not answer within {timeout} s")
-
-    def pool(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            return []
-
-    def stop(self) -> None:
-        stop_process_group(self.proc, timeout=60)
-
-
 class RssWatch:
     """Samples the RSS of a node's pool processes every 50 ms while active; keeps the peak."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: WorkerNode) -> None:
         self.node = node
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        procs = self.node.pool()
+        procs = self.node.pool_processes()
         while True:
             for proc in procs:
                 try:
                     self.peak = max(self.peak, proc.memory_info().rss)
                 except psutil.Error:
-                    procs = self.node.pool()
+                    procs = self.node.pool_processes()
             if self._stop.wait(0.05):
                 return
 
@@ -158,9 +129,9 @@ class RssWatch:
         self._thread.join()
 
 
-def pool_rss_mb(node: Node) -> list[float]:
+def pool_rss_mb(node: WorkerNode) -> list[float]:
     out = []
-    for proc in node.pool():
+    for proc in node.pool_processes():
         try:
             out.append(round(proc.memory_info().rss / 2**20, 1))
         except psutil.Error:
@@ -243,7 +214,7 @@ def node_specs(url: str, tmp: Path, tag: str) -> dict[str, NodeSpec]:
 Run = Callable[[list[str]], None]
 
 
-def measure(runs: dict[str, tuple[Run, Node, int]], phases: dict[str, Phase], args: argparse.Namespace) -> None:
+def measure(runs: dict[str, tuple[Run, WorkerNode, int]], phases: dict[str, Phase], args: argparse.Namespace) -> None:
     """Throughput rounds (interleaved), then one-at-a-time latency, each with the node's peak RSS."""
     for r in range(args.rounds):
         for key, (run, node, n) in runs.items():
@@ -288,14 +259,15 @@ def queue_phases(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any
     with Client(settings) as client, Client(quiet_settings) as quiet:
         quiet.app.conf.task_send_sent_event = False
         greet = plain_app.greet
-        nodes: dict[str, Node] = {}
+        nodes: dict[str, WorkerNode] = {}
         try:
             for key in ("plain", "wasmq", "noevents") if args.b0 else ("plain", "wasmq"):
                 spec = specs[key]
-                nodes[key] = Node(spec.cmd, spec.env, spec.name, tmp / f"{key}.log")
+                nodes[key] = WorkerNode(spec.env, log_dir=tmp, node=spec.name, command=spec.cmd, cwd=ROOT)
+                nodes[key].launch()
             started = time.monotonic()
-            nodes["plain"].wait_ready(plain_app.app)
-            nodes["wasmq"].wait_ready(client.app)
+            nodes["plain"].wait_ready(plain_app.app, timeout=90)
+            nodes["wasmq"].wait_ready(client.app, timeout=90)
             # First wasmq job served, counted from the node's start (Celery start-up included; informational).
             client.submit("greeting", "greet", "first").get(timeout=WAIT_S)
             out["wasmq_node_start_to_first_job_s"] = round(time.monotonic() - started, 2)
@@ -317,14 +289,14 @@ def queue_phases(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any
             def c(names: list[str]) -> None:
                 check([o.output for o in client.map("greeting", "greet", names, chunk_size=k, timeout=WAIT_S)], names)
 
-            runs: dict[str, tuple[Run, Node, int]] = {
+            runs: dict[str, tuple[Run, WorkerNode, int]] = {
                 "a1": (a1, nodes["plain"], args.singles),
                 "b": (singles(client), nodes["wasmq"], args.singles),
                 "a2": (a2, nodes["plain"], args.items),
                 "c": (c, nodes["wasmq"], args.items),
             }
             if "noevents" in nodes:
-                nodes["noevents"].wait_ready(quiet.app)
+                nodes["noevents"].wait_ready(quiet.app, timeout=90)
                 runs["b0"] = (singles(quiet), nodes["noevents"], args.singles)
             runs = {key: runs[key] for key in phases}
             # Warm-up: every pool process has its connections open and the module loaded.
@@ -339,12 +311,12 @@ def queue_phases(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any
             out["producer_listener_failures"] = [f for li in listeners if li is not None for f in li.failures]
         finally:
             for node in nodes.values():
-                node.stop()
+                node.stop(60)
     out["phases"] = {key: phase.summary() for key, phase in phases.items()}
     return out
 
 
-def worker_leak(client: Client, node: Node, jobs: int) -> dict[str, Any]:
+def worker_leak(client: Client, node: WorkerNode, jobs: int) -> dict[str, Any]:
     """RSS of the wasmq pool processes over `jobs` single jobs (sent in windows of 2,000)."""
     window = 2000
     done = 0
@@ -373,7 +345,7 @@ t1 = time.perf_counter()
 cache = Path(sys.argv[2]) if sys.argv[2] else None
 sandbox = Sandbox(ModuleCatalog.from_manifests([Path(sys.argv[1])]), settings=Settings(cache_dir=cache))
 t2 = time.perf_counter()
-for spec in sandbox.registry.catalog:  # what worker_process_init does: every registered module
+for spec in sandbox.catalog:  # what worker_process_init does: every registered module
     sandbox.load(spec)
 t3 = time.perf_counter()
 out = sandbox.call("greeting", "greet", "Alice").output

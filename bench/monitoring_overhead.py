@@ -33,7 +33,8 @@ def main() -> None:
     os.environ.setdefault("WASMQ_REDIS_URL", "redis://127.0.0.1:6379/0")
     os.environ["WASMQ_QUEUE"] = f"bench-monitoring-{os.getpid()}"
 
-    from worker.monitoring import jobs, logs, recorder
+    from worker.monitoring import logs, recorder
+    from worker.queue import job_signals as jobs
 
     sink = open(os.devnull, "w")
     logs.configure_logging("json", logging.INFO, stream=sink)
@@ -88,7 +89,7 @@ def _forget(queue: str) -> None:
     import redis
 
     from worker.config import get_settings
-    from worker.constants import stats_total_key
+    from worker.keys import stats_total_key
 
     try:
         with redis.Redis.from_url(get_settings().redis_url, socket_timeout=2) as client:

@@ -86,7 +86,7 @@ def raw_path(wasm_path: Path, name: str) -> tuple[Callable[[int], str], Callable
 
 def fresh_path(sandbox: Sandbox, name: str) -> Callable[[int], str]:
     engine = make_engine()
-    module = wasmtime.Module(engine, sandbox.registry.resolve(MODULE).path.read_bytes())
+    module = wasmtime.Module(engine, sandbox.catalog.resolve(MODULE).path.read_bytes())
     pre = wasmtime.Linker(engine).instantiate_pre(module)
     data = name.encode()
 
@@ -150,7 +150,7 @@ def main_result(
         Sandbox(ModuleCatalog.from_manifests([MANIFEST]), settings=Settings(cache_dir=Path(cache))) as sandbox,
     ):
         paths: dict[str, tuple[Callable[[int], str], int]] = {}
-        raw, close_raw = raw_path(sandbox.registry.resolve(MODULE).path, name)
+        raw, close_raw = raw_path(sandbox.catalog.resolve(MODULE).path, name)
         paths["sandbox"] = (sandbox_path(sandbox, name), sandbox_calls)
         paths["raw"] = (raw, raw_calls)
         paths["fresh"] = (fresh_path(sandbox, name), fresh_calls)

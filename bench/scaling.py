@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,10 +36,10 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker.client import Client  # noqa: E402
 from worker.config import Settings  # noqa: E402
-from worker.embedded_redis import given_or_embedded  # noqa: E402
-from worker.processes import stop_process_group  # noqa: E402
+from worker.devtools.embedded_redis import given_or_embedded  # noqa: E402
+from worker.devtools.node import WorkerNode  # noqa: E402
+from worker.producer.client import Client  # noqa: E402
 
 MANIFEST = ROOT / "modules" / "manifest.json"
 Work = Callable[[], None]
@@ -68,50 +67,6 @@ class Row:
         return self.messages / self.seconds
 
 
-class Node:
-    """One `wasmq worker` with `processes` pool processes, on the run's queue."""
-
-    def __init__(self, env: dict[str, str], processes: int, log: Path) -> None:
-        self.name = f"bench-{processes}-{uuid.uuid4().hex[:6]}@{platform.node() or 'localhost'}"
-        cmd = [
-            sys.executable, "-m", "worker.cli", "worker", f"--concurrency={processes}",
-            f"--hostname={self.name}", "--loglevel=WARNING",
-        ]  # fmt: skip
-        with open(log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def wait_ready(self, client: Client, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"worker exited with {self.proc.returncode}")
-            if client.app.control.ping(destination=[self.name], timeout=0.5):
-                return
-        raise SystemExit(f"worker {self.name} did not answer within {timeout} s")
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time used so far by the node: its main process and every pool process (Linux /proc)."""
-        total = 0
-        try:
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == self.proc.pid:  # process group: the node and its pool
-                    total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-        except OSError:
-            return None
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        stop_process_group(self.proc, timeout=60)
-
-
 def redis_url() -> AbstractContextManager[tuple[str, bool]]:
     """(url, ours): the given WASMQ_REDIS_URL, or an embedded Redis started for this run."""
     return given_or_embedded(os.environ.get("WASMQ_REDIS_URL"))
@@ -123,7 +78,7 @@ def redis_counters(r: redis.Redis) -> tuple[int, float]:
 
 
 def measure(
-    r: redis.Redis, node: Node, *, ours: bool, mode: str, processes: int, items: int, messages: int, work: Work
+    r: redis.Redis, node: WorkerNode, *, ours: bool, mode: str, processes: int, items: int, messages: int, work: Work
 ) -> Row:
     commands0, redis0 = redis_counters(r)
     worker0, producer0 = node.cpu_seconds(), time.process_time()
@@ -162,9 +117,12 @@ def run_one(url: str, *, ours: bool, processes: int, args: argparse.Namespace, t
     )
     rows: list[Row] = []
     with Client(settings) as client, redis.Redis.from_url(url) as r:
-        node = Node(env, processes, log)
+        node = WorkerNode(
+            env, log_dir=log.parent, concurrency=processes, name=f"bench-{processes}",
+            host=platform.node() or "localhost", loglevel="WARNING", cwd=ROOT,
+        )  # fmt: skip
         try:
-            node.wait_ready(client)
+            node.start(client)
             # Warm-up: every pool process loads the module and opens its connections before we time anything.
             client.map("greeting", "greet", [f"w{i}" for i in range(processes * 4 * args.chunk)], chunk_size=args.chunk)
             for _ in range(processes * 4):
@@ -264,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wasmq-bench-") as tmp, redis_url() as (url, ours):
-        print(f"redis: {'embedded ' if ours else ''}{url.split('@')[-1]}; logs: worker output in {tmp}/worker.log")
+        print(f"redis: {'embedded ' if ours else ''}{url.split('@')[-1]}; logs: worker output in {tmp}")
         for processes in sizes:
             rows.extend(run_one(url, ours=ours, processes=processes, args=args, tmp=Path(tmp)))
             print(f"  {processes} process(es) done", flush=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.app import app
 from worker.config import get_settings
+from worker.queue.app import app
 
 
 def main(argv: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from worker.catalog import ModuleCatalog
 from worker.config import get_settings
 from worker.errors import WasmqError
 from worker.sandbox import Sandbox
@@ -19,11 +20,12 @@ def main() -> int:
     if settings.cache_dir is None:
         print("WASMQ_CACHE_DIR is empty: nothing to warm", file=sys.stderr)
         return 1
-    sandbox = Sandbox.from_settings(settings)
+    catalog = ModuleCatalog.from_manifests(settings.manifests)
+    sandbox = Sandbox(catalog, settings=settings)
     failed = 0
     try:
-        for spec in sandbox.registry.catalog:
-            artifact = sandbox.registry.precompiled.path(spec)
+        for spec in catalog:
+            artifact = sandbox.precompiled.path(spec)
             cached = artifact is not None and artifact.exists()
             try:
                 sandbox.load(spec)  # modules and components alike: checked, compiled, kept in the cache

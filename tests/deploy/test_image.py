@@ -144,7 +144,7 @@ def test_warm_cache_compiles_every_module_and_a_second_run_loads_them(tmp_path: 
 
 
 def test_warm_cache_fails_the_build_on_a_rejected_module(tmp_path: Path) -> None:
-    hostile = ROOT / "tests" / "hostile" / "manifest.json"
+    hostile = ROOT / "tests" / "corpora" / "hostile" / "manifest.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WASMQ_")}
     env.update(WASMQ_MANIFEST=str(hostile), WASMQ_CACHE_DIR=str(tmp_path / "cache"))
     done = subprocess.run(

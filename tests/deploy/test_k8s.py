@@ -15,9 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from worker.app import make_app
 from worker.catalog import ModuleCatalog
 from worker.config import DEFAULT_MANIFEST, Settings
+from worker.queue.app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import WorkerProcess
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess
-from worker.client import Client
+from tests.support.workers import WorkerProcess
 from worker.config import Settings
 from worker.outcome import Outcome
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 

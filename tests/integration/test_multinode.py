@@ -31,11 +31,11 @@ import pytest
 import redis
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess, env_for
-from worker.client import Client
+from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
-from worker.embedded_redis import find_redis_server, free_port
+from worker.devtools.embedded_redis import find_redis_server, free_port
 from worker.outcome import Outcome
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess
-from worker.client import Client
+from tests.support.workers import WorkerProcess
 from worker.config import Settings
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 GREETING_C = ROOT / "modules" / "greeting_c" / "greeting_c.wasm"
-HOSTILE = ROOT / "tests" / "hostile"
+HOSTILE = ROOT / "tests" / "corpora" / "hostile"
 
 
 def wasmq(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -72,7 +72,7 @@ def test_publish_verify_and_serve_without_restart(
                  str(component / "greeting_component.wasm"), env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     bad = wasmq(*comp, "--version", "2.0.0", "--wit", str(component / "greeting.wit"),
-                str(ROOT / "tests" / "hostile_components" / "wrong_signature.wasm"), env=env)  # fmt: skip
+                str(ROOT / "tests" / "corpora" / "hostile_components" / "wrong_signature.wasm"), env=env)  # fmt: skip
     assert bad.returncode == 1 and "func(u32) -> u32" in bad.stderr
     called = wasmq("call", "hello-c", "greet", "--input", "component", env=env)
     assert called.stdout == "Hello World, component!\n", called.stderr

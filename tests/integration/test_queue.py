@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.helpers import WorkerProcess
-from worker.client import Client
-from worker.constants import CALL_MANY_TASK, CALL_TASK
+from tests.support.workers import WorkerProcess
 from worker.errors import InvalidInput, ModuleNotFound
+from worker.keys import CALL_MANY_TASK, CALL_TASK
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 

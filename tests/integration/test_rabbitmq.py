@@ -26,12 +26,12 @@ import pytest
 from kombu import Connection
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess, env_for
 from tests.integration import test_cli_queue, test_queue
 from tests.integration.test_multinode import freeze_holding_a_job, task_ids
-from worker.client import Client
+from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
 from worker.outcome import Outcome
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 

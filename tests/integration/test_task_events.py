@@ -16,9 +16,9 @@ import pytest
 from celery import Celery
 from celery.events.receiver import EventReceiver
 
-from tests.helpers import WorkerProcess, env_for
-from worker.client import Client
+from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 

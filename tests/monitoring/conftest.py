@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess, env_for
-from worker.client import Client
+from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
+from worker.producer.client import Client
 
 T = TypeVar("T")
 
@@ -70,29 +70,19 @@ class MetricsWorker(WorkerProcess):
     """`wasmq worker --metrics-port PORT`."""
 
     def __init__(self, env: dict[str, str], *, log_dir: Path, port: int, name: str) -> None:
-        super().__init__(env, log_dir=log_dir, concurrency=2, name=name)
+        super().__init__(env, log_dir=log_dir, concurrency=2, name=name, extra_args=[f"--metrics-port={port}"])
         self.port = port
 
-    def launch(self) -> None:
-        cmd = [
-            sys.executable, "-m", "worker.cli", "worker", f"--concurrency={self.concurrency}",
-            f"--hostname={self.node}", "--loglevel=INFO", f"--metrics-port={self.port}",
-        ]  # fmt: skip
-        with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
-
-class CeleryWorker(WorkerProcess):
+def celery_worker(env: dict[str, str], *, log_dir: Path, name: str, concurrency: int = 2) -> WorkerProcess:
     """`celery -A worker.app worker`: Celery's own command, no metrics."""
-
-    def launch(self) -> None:
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool=prefork",
-            f"--concurrency={self.concurrency}", f"--hostname={self.node}", f"--queues={self.env['WASMQ_QUEUE']}",
-            "--loglevel=INFO", "--task-events",
-        ]  # fmt: skip
-        with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    node = WorkerProcess(env, log_dir=log_dir, concurrency=concurrency, name=name)
+    node.command = [
+        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool=prefork",
+        f"--concurrency={concurrency}", f"--hostname={node.node}", f"--queues={env['WASMQ_QUEUE']}",
+        "--loglevel=INFO", "--task-events",
+    ]  # fmt: skip
+    return node
 
 
 @dataclass
@@ -135,7 +125,7 @@ def forget_queue(settings: Settings) -> None:
     """Remove what a test queue left in Redis: its counters and dead letters (slots expire by themselves)."""
     import redis
 
-    from worker.constants import dead_entries_key, dead_order_key, stats_total_key
+    from worker.keys import dead_entries_key, dead_order_key, stats_total_key
 
     with redis.Redis.from_url(settings.redis_url) as r:
         r.delete(stats_total_key(settings.queue), dead_entries_key(settings.queue), dead_order_key(settings.queue))

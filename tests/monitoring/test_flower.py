@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 
 from tests.monitoring.conftest import (
-    CeleryWorker,
+    celery_worker,
     eventually,
     forget_queue,
     free_port,
     metric_samples,
     monitoring_env,
 )
-from worker.client import Client
+from tests.support.workers import WorkerProcess
 from worker.config import Settings
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +69,9 @@ class Flower:
 @pytest.fixture(scope="module")
 def celery_node(
     redis_url: str, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Settings, dict[str, str], CeleryWorker, Client]]:
+) -> Iterator[tuple[Settings, dict[str, str], WorkerProcess, Client]]:
     settings, env = monitoring_env(redis_url, cache_dir, f"wasmq-flower-{uuid.uuid4().hex[:8]}")
-    worker = CeleryWorker(env, log_dir=tmp_path_factory.mktemp("flower-log"), concurrency=1, name="celery")
+    worker = celery_worker(env, log_dir=tmp_path_factory.mktemp("flower-log"), concurrency=1, name="celery")
     with Client(settings) as client:
         worker.start(client)
         try:
@@ -81,7 +82,7 @@ def celery_node(
 
 
 def test_flower_shows_the_workers_and_the_tasks(
-    celery_node: tuple[Settings, dict[str, str], CeleryWorker, Client], tmp_path: Path
+    celery_node: tuple[Settings, dict[str, str], WorkerProcess, Client], tmp_path: Path
 ) -> None:
     settings, env, worker, client = celery_node
     flower = Flower(env, tmp_path / "flower.log")
@@ -131,7 +132,7 @@ def _with_node(workers: dict[str, Any], node: str) -> dict[str, Any]:
 
 
 def test_celery_command_runs_jobs_without_metrics_and_status_still_counts_them(
-    celery_node: tuple[Settings, dict[str, str], CeleryWorker, Client],
+    celery_node: tuple[Settings, dict[str, str], WorkerProcess, Client],
 ) -> None:
     _, env, worker, client = celery_node
     assert client.submit("greeting", "greet", "plain").get(timeout=60) == "Hello World, plain!"
@@ -158,7 +159,7 @@ def test_celery_command_serves_metrics_when_a_port_is_set(redis_url: str, cache_
     settings, env = monitoring_env(redis_url, cache_dir, f"wasmq-celery-metrics-{uuid.uuid4().hex[:8]}")
     port = free_port()
     env["WASMQ_METRICS_PORT"] = str(port)
-    worker = CeleryWorker(env, log_dir=tmp_path, concurrency=1, name="celery-metrics")
+    worker = celery_worker(env, log_dir=tmp_path, concurrency=1, name="celery-metrics")
     with Client(settings) as client:
         worker.start(client)
         try:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.monitoring.conftest import Monitored, eventually
-from worker.constants import CALL_TASK
+from worker.keys import CALL_TASK
 from worker.monitoring.status import gather
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from collections import Counter
 import fakeredis
 import pytest
 
-from worker.constants import STATS_SLOT_S, STATS_WINDOW_S, stats_slot_key, stats_total_key
+from worker.keys import STATS_SLOT_S, STATS_WINDOW_S, stats_slot_key, stats_total_key
 from worker.monitoring import stats
 
 NOW = 1_800_000_000.0

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import MANIFESTS
-from tests.helpers import WorkerProcess, env_for
-from worker.client import Client
+from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
-from worker.dead_letters import DeadLetters
 from worker.outcome import Outcome
+from worker.producer.client import Client
+from worker.queue.dead_letters import DeadLetters
 
 FIGURES: list[dict[str, Any]] = []
 VISIBILITY_S = 20

@@ -11,7 +11,7 @@ import pytest
 
 from tests.reliability.conftest import BackgroundBatch, build_scenario
 from tests.reliability.test_crashes import check_all_greeted, names
-from worker.embedded_redis import EmbeddedRedis
+from worker.devtools.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.reliability
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tests.helpers import WorkerProcess
 from tests.reliability.conftest import BackgroundBatch, Scenario
-from worker.client import Client
+from tests.support.workers import WorkerProcess
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.reliability
 

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from tests.reliability.conftest import Scenario
-from worker.client import Client
-from worker.constants import CALL_MANY_TASK, CALL_TASK
+from worker.keys import CALL_MANY_TASK, CALL_TASK
+from worker.producer.client import Client
 
 pytestmark = pytest.mark.reliability
 

@@ -27,7 +27,6 @@ from typing import Any
 from ..config import Settings, get_settings
 from .metrics import MULTIPROC_ENV, ensure_multiprocess_mode
 from .queues import dead_letter_sizes, queue_depths
-from .recorder import close_recorder
 
 log = logging.getLogger("wasmq.monitoring")
 CACHE_S = 1.0
@@ -161,10 +160,10 @@ def on_worker_ready(**_: object) -> None:
 
 
 def on_worker_shutdown(**_: object) -> None:
-    """`worker_shutdown`: flush this process's counts, stop serving, remove a directory we made."""
+    """`worker_shutdown`: stop serving, remove a directory we made (the process's counts are flushed by its
+    state, worker/queue/state.py, before this runs)."""
     global _server, _created_dir
     _ready.clear()
-    close_recorder()
     if _server is not None:
         _server.shutdown()
         _server.server_close()

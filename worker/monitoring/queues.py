@@ -8,14 +8,11 @@ from collections.abc import Iterable
 import redis
 
 from ..config import Settings
-from ..constants import dead_entries_key
+from ..connections import connect, is_redis_url
+from ..keys import dead_entries_key
 
 log = logging.getLogger("wasmq.monitoring")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+TIMEOUT_S = 2.0  # read at scrape time: never hold a scrape long
 
 
 def queue_depths(settings: Settings, queues: Iterable[str]) -> dict[str, int | None]:
@@ -27,9 +24,9 @@ def queue_depths(settings: Settings, queues: Iterable[str]) -> dict[str, int | N
     names = sorted(set(queues))
     if not names:
         return {}
-    if settings.broker.startswith(REDIS_SCHEMES):
+    if is_redis_url(settings.broker):
         try:
-            with _client(settings.broker) as client:
+            with connect(settings.broker, timeout_s=TIMEOUT_S) as client:
                 pipe = client.pipeline(transaction=False)
                 for name in names:
                     pipe.llen(name)
@@ -61,7 +58,7 @@ def dead_letter_sizes(settings: Settings, queues: Iterable[str]) -> dict[str, in
     """Entries in each queue's dead-letter queue; None when Redis did not answer."""
     names = sorted(set(queues))
     try:
-        with _client(settings.redis_url) as client:
+        with connect(settings.redis_url, timeout_s=TIMEOUT_S) as client:
             pipe = client.pipeline(transaction=False)
             for name in names:
                 pipe.hlen(dead_entries_key(name))

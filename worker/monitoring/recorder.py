@@ -6,13 +6,12 @@ sends them to Redis in one pipeline; `close()` (pool process and worker shutdown
 what is left. Counts that Redis refused are kept and sent with the next flush. A process killed outright
 loses at most its last second of counts.
 
-One recorder per process: a pool process forked from a parent that had one starts with a fresh, empty one
-(the parent's counts are the parent's to send).
+One recorder per process, held by the process's state (worker/queue/state.py): a pool process forked from a
+parent that had one starts with a fresh, empty one (the parent's counts are the parent's to send).
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -21,8 +20,9 @@ from collections import Counter, defaultdict
 
 import redis
 
-from ..config import Settings, get_settings
-from ..constants import STATS_SLOT_S, STATS_SLOT_TTL_S
+from ..config import Settings
+from ..connections import connect
+from ..keys import STATS_SLOT_S, STATS_SLOT_TTL_S
 from . import metrics, stats
 
 log = logging.getLogger("wasmq.monitoring")
@@ -82,7 +82,7 @@ class Recorder:
 
     def _redis(self) -> redis.Redis:
         if self._client is None:
-            self._client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+            self._client = connect(self.settings.redis_url, timeout_s=5)
         return self._client
 
     def flush(self) -> None:
@@ -129,36 +129,3 @@ class Recorder:
             self.flush()
         except Exception:
             log.exception("final flush of job counters failed")
-
-
-_recorder: Recorder | None = None
-_create_lock = threading.Lock()
-
-
-def recorder() -> Recorder:
-    """This process's recorder, created on first use (so after fork, in the pool process)."""
-    global _recorder
-    r = _recorder
-    if r is not None and r.pid == os.getpid():
-        return r
-    with _create_lock:
-        if _recorder is None or _recorder.pid != os.getpid():
-            _recorder = Recorder(get_settings())
-        return _recorder
-
-
-def close_recorder(**_: object) -> None:
-    """Flush this process's counts (pool process and worker shutdown)."""
-    r = _recorder
-    if r is not None and r.pid == os.getpid():
-        r.close()
-
-
-def _forget_in_child() -> None:
-    global _recorder, _create_lock
-    _recorder = None  # the parent's counts are the parent's to send
-    _create_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_in_child)
-atexit.register(close_recorder)  # pool processes flush from `worker_process_shutdown` (they skip atexit)

@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from ..constants import STATS_SLOT_S, STATS_SLOT_TTL_S, STATS_WINDOW_S, stats_slot_key, stats_total_key
+from ..keys import STATS_SLOT_S, STATS_SLOT_TTL_S, STATS_WINDOW_S, stats_slot_key, stats_total_key
 
 Field = tuple[str, str, str, str]  # (kind, module, function, extra)
 BUCKET_BASE = 2 ** (1 / 8)  # duration buckets ~9 % wide: a percentile is off by at most ~4.5 %

@@ -1,7 +1,8 @@
 """What `wasmq status` shows: queue depths, workers and their running jobs, job counts, deadlines.
 
 Counts come from the Redis counters every worker process flushes (`stats.py`), so they cover every worker
-on every host; workers and their running jobs come from one remote-control broadcast (`control.py`).
+on every host; workers and their running jobs come from one remote-control broadcast (answered by
+worker/queue/control.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from ..config import Settings
+from ..connections import connect, redact
 from ..errors import BrokerUnavailable
+from ..keys import STATUS_COMMAND
 from . import stats
-from .control import ask_workers
 from .queues import dead_letter_sizes, queue_depths
 
 NEAR_DEADLINE = 0.8  # a running job past this share of its deadline is listed as near it
@@ -39,7 +41,7 @@ def gather(settings: Settings, app: Celery, *, timeout: float = 1.0, near: float
     try:
         answers = ask_workers(app, timeout)
     except (OperationalError, OSError) as exc:
-        raise BrokerUnavailable(f"broker unreachable at {settings.broker}: {exc}") from None
+        raise BrokerUnavailable(redact(f"broker unreachable at {settings.broker}: {exc}")) from None
     workers = []
     queues = {settings.queue}
     deadlines = []
@@ -65,10 +67,10 @@ def gather(settings: Settings, app: Celery, *, timeout: float = 1.0, near: float
             if state is not None:
                 deadlines.append({**job, "worker": node, "state": state})
     try:
-        with redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5) as client:
+        with connect(settings.redis_url, timeout_s=5) as client:
             snapshot = stats.read(client, settings.queue, now=now)
     except redis.RedisError as exc:
-        raise BrokerUnavailable(f"Redis unreachable at {settings.redis_url}: {exc}") from None
+        raise BrokerUnavailable(redact(f"Redis unreachable at {settings.redis_url}: {exc}")) from None
     depths = queue_depths(settings, queues)
     return {
         "queue": settings.queue,
@@ -151,3 +153,14 @@ def render(status: dict[str, Any]) -> str:
         lines += ["", "jobs near or past their deadline:"]
         lines += [f"  {j['state'].upper():4}  {_job_line(j)}  on {j['worker']}" for j in status["deadlines"]]
     return "\n".join(lines)
+
+
+def ask_workers(app: Celery, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Every worker's answer, by node name (workers that do not answer within `timeout` are left out)."""
+    replies = app.control.broadcast(STATUS_COMMAND, reply=True, timeout=timeout) or []
+    out: dict[str, dict[str, Any]] = {}
+    for reply in replies:
+        for node, answer in reply.items():
+            if isinstance(answer, dict) and "active" in answer:
+                out[node] = answer
+    return out

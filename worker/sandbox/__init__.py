@@ -1,5 +1,9 @@
-"""The wasmtime sandbox: engine and epoch ticker, ABI adapters, one call, output checks, trap mapping."""
+"""One sandboxed call: engine and epoch ticker, backends for core modules and components, output checks.
 
-from .runtime import CallResult, Sandbox, Usage
+Below the catalog: the sandbox is handed specs and bytes (`loading.ModuleSource`) and never looks modules up.
+"""
+
+from .result import CallResult, Usage
+from .runtime import Sandbox
 
 __all__ = ["CallResult", "Sandbox", "Usage"]

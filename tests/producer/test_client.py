@@ -1,0 +1,89 @@
+"""Fast unit tests of the producer against fakeredis: what reaches the queue, and what never does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from celery.backends.redis import RedisBackend
+from kombu.transport import redis as kombu_redis
+
+from tests.conftest import MANIFESTS
+from worker.config import Settings
+from worker.errors import InvalidInput, JobTimeout, ModuleNotFound
+from worker.keys import CALL_MANY_TASK, CALL_TASK
+from worker.producer.client import Client
+
+QUEUE = "wasmq-unit"
+
+
+@pytest.fixture
+def fake_server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
+    server = fakeredis.FakeServer()
+    monkeypatch.setattr(kombu_redis.Channel, "_create_client", lambda self, **_: fakeredis.FakeRedis(server=server))
+    monkeypatch.setattr(RedisBackend, "_create_client", lambda self, **_: fakeredis.FakeRedis(server=server))
+    return server
+
+
+@pytest.fixture
+def client(fake_server: fakeredis.FakeServer) -> Iterator[Client]:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", queue=QUEUE, manifests=MANIFESTS, cache_dir=None)
+    with Client(settings) as c:
+        yield c
+
+
+def queued(server: fakeredis.FakeServer) -> list[dict[str, Any]]:
+    """The messages waiting in the queue, oldest first, decoded from JSON (never unpickled)."""
+    raw = fakeredis.FakeRedis(server=server).lrange(QUEUE, 0, -1)
+    messages = [json.loads(m) for m in reversed(raw)]
+    for message in messages:
+        assert message["content-type"] == "application/json"
+        message["decoded"] = json.loads(base64.b64decode(message["body"]))
+    return messages
+
+
+def test_submit_enqueues_one_json_message(client: Client, fake_server: fakeredis.FakeServer) -> None:
+    job = client.submit("greeting", "greet", "Alice", fuel=1000)
+    [message] = queued(fake_server)
+    assert message["headers"]["task"] == CALL_TASK
+    assert message["headers"]["id"] == job.id
+    args, kwargs, _ = message["decoded"]
+    assert args == ["greeting", "greet", "Alice", {"fuel": 1000}] and kwargs == {}
+    hard, soft = message["headers"]["timelimit"]
+    assert soft < hard < client.settings.visibility_timeout_s
+
+
+def test_map_chunks_inputs_in_order(client: Client, fake_server: fakeredis.FakeServer) -> None:
+    names = [f"n{i}" for i in range(25)]
+    with pytest.raises(JobTimeout, match="did not finish"):
+        client.map("greeting", "greet", names, chunk_size=10, timeout=0.01)
+    messages = queued(fake_server)
+    assert [m["headers"]["task"] for m in messages] == [CALL_MANY_TASK] * 3
+    assert [m["decoded"][0][2] for m in messages] == [names[0:10], names[10:20], names[20:25]]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda c: c.submit("nope", "greet", "x"), ModuleNotFound, "no module named 'nope'"),
+        (lambda c: c.submit("greeting@0.0.1", "greet", "x"), ModuleNotFound, "no version '0.0.1'"),
+        (lambda c: c.submit("greeting", "nope", "x"), InvalidInput, "no function 'nope'"),
+        (lambda c: c.submit("greeting", "greet", b"x"), InvalidInput, "must be a string"),
+        (lambda c: c.submit("greeting", "greet", "x", fuel=10**15), InvalidInput, "above this module's maximum"),
+        (lambda c: c.submit("greeting", "greet", "x", fuel=-1), InvalidInput, "positive integer"),
+        (lambda c: c.submit("greeting", "greet", "x", stack=1), InvalidInput, "unknown limit"),
+        (lambda c: c.map("greeting", "greet", ["a", 3]), InvalidInput, "input 1 must be a string"),
+        (lambda c: c.map("greeting", "greet", ["a"], chunk_size=0), InvalidInput, "chunk_size must be positive"),
+        (lambda c: c.map("greeting", "greet", ["a"] * 10_000, chunk_size=5_000), InvalidInput, "smaller chunks"),
+    ],
+)
+def test_bad_requests_are_refused_before_enqueue(
+    client: Client, fake_server: fakeredis.FakeServer, call: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        call(client)
+    assert queued(fake_server) == []

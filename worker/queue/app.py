@@ -1,0 +1,104 @@
+"""The Celery app and its reliability settings; no business logic.
+
+`celery -A worker.app worker` and `wasmq worker` start the same thing. JSON only: pickle is refused both
+ways. Late acks plus reject-on-worker-lost give at-least-once delivery; the visibility timeout (how long
+Redis waits before redelivering an unacked message) is kept above every task's hard time limit.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import (
+    setup_logging,
+    task_failure,
+    task_internal_error,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
+
+from ..config import Settings, get_settings
+from ..connections import is_redis_url
+from ..monitoring import exporter, logs
+from . import control, job_signals, state, tasks
+from .intake import record_failure
+
+POLLING_BACKEND = "worker.producer.results.PollingRedisBackend"  # a producer's result backend, named (no import)
+
+
+def make_app(settings: Settings, *, producer: bool = False) -> Celery:
+    """A Celery app for `settings`; a producer's reads results by polling (worker/producer/results.py)."""
+    settings.check()
+    app = Celery("wasmq", set_as_current=False)
+    transport = {"visibility_timeout": settings.visibility_timeout_s}
+    broker_transport = {
+        **transport,
+        # Messages of a worker that died are swept back to the queue once their visibility timeout has
+        # passed; kombu's default sweep (every 10 s, scanning every 10th time) would add up to 100 s.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 60,
+    }
+    app.conf.update(
+        broker_url=settings.broker,
+        # Our hardened Redis transport for Redis brokers (see worker/queue/transport.py); others as named.
+        broker_transport="worker.queue.transport:Transport" if is_redis_url(settings.broker) else None,
+        result_backend=f"{POLLING_BACKEND}+{settings.backend}" if producer else settings.backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=settings.prefetch,
+        worker_concurrency=settings.concurrency,
+        broker_transport_options=broker_transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out a broker restart instead of exiting
+        result_backend_always_retry=True,  # a result is stored once the backend is back, not dropped
+        result_backend_max_retries=60,
+        task_publish_retry_policy={"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 2},
+        worker_consumer="worker.queue.consumer:WasmqConsumer",
+        task_default_queue=settings.queue,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=max(1, settings.task_time_limit_s - 5),
+        result_expires=settings.result_ttl_s,
+        result_extended=True,
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    tasks.register(app)
+    return app
+
+
+# The process's state (worker/queue/state.py): built after fork, flushed and closed at shutdown.
+worker_init.connect(state.on_worker_init, weak=False)
+worker_process_init.connect(state.on_process_init, weak=False)
+worker_process_shutdown.connect(state.on_shutdown, weak=False)
+worker_shutdown.connect(state.on_shutdown, weak=False)  # before the exporter stops (connected below)
+task_failure.connect(record_failure, weak=False)
+task_internal_error.connect(record_failure, weak=False)  # e.g. kwargs that are not a mapping
+
+# Monitoring: structured logs, job counters and metrics (worker/queue/job_signals.py), the /metrics server.
+setup_logging.connect(logs.on_setup_logging, weak=False)  # Celery leaves logging to structlog
+worker_init.connect(exporter.on_worker_init, weak=False)
+worker_ready.connect(exporter.on_worker_ready, weak=False)
+worker_shutdown.connect(exporter.on_worker_shutdown, weak=False)
+task_prerun.connect(job_signals.on_prerun, weak=False)
+task_postrun.connect(job_signals.on_postrun, weak=False)
+task_retry.connect(job_signals.on_retry, weak=False)  # main process: a lost pool process's job sent again
+task_failure.connect(job_signals.on_failure, weak=False)  # main process: lost for good, or hard time limit
+task_internal_error.connect(job_signals.on_internal_error, weak=False)
+assert control.wasmq_status  # importing control registers the `wasmq status` remote-control command
+
+app = make_app(get_settings())

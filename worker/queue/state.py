@@ -1,0 +1,141 @@
+"""Everything one worker process holds, in one object built after fork and never at import.
+
+Celery's prefork pool forks children from a parent that must not own an Engine or a ticker thread (threads do
+not survive fork). `WorkerState` is built in `worker_process_init` (the pool child), and lazily for pools that
+send no such signal (solo, threads) and for the worker's main process. One idiom keeps it fork-safe: the state
+remembers the pid that built it, and a forked child that finds another pid's state builds its own (the
+parent's sandbox, counters and connections are the parent's). One catalog per process serves the sandbox,
+the metric labels and `wasmq status`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+
+from ..catalog import ModuleCatalog
+from ..config import Settings, get_settings
+from ..connections import connect
+from ..errors import WasmqError
+from ..monitoring.recorder import Recorder
+from ..sandbox import Sandbox
+from .dead_letters import DeadLetters
+
+log = logging.getLogger("wasmq.state")
+WARM_BUDGET_S = 2.0  # worker_process_init handlers must finish within 4 s
+
+
+class WorkerState:
+    """The sandbox, catalog, job recorder and dead-letter writer of one process; the parts that cost something
+    (an Engine and ticker, Redis connections, a flusher thread) are made on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        node: str | None = None,
+        catalog: ModuleCatalog | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.node = node  # the worker's node name, known in the main process from `worker_init`
+        self.catalog = catalog or ModuleCatalog.from_manifests(settings.manifests)
+        self.started: dict[str, float] = {}  # job id -> when its run began (pool process)
+        self.known_labels: set[tuple[str, str]] = set()  # (module, function) pairs the catalog has confirmed
+        self._sandbox: Sandbox | None = None
+        self._recorder: Recorder | None = recorder
+        self._dead_letters: DeadLetters | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            with self._lock:
+                if self._sandbox is None:
+                    self._sandbox = Sandbox(self.catalog, settings=self.settings)
+        return self._sandbox
+
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            with self._lock:
+                if self._recorder is None:
+                    self._recorder = Recorder(self.settings)
+        return self._recorder
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        if self._dead_letters is None:
+            with self._lock:
+                if self._dead_letters is None:
+                    self._dead_letters = DeadLetters(connect(self.settings.redis_url), self.settings.queue)
+        return self._dead_letters
+
+    def warm(self) -> None:
+        """Compile (or load from the cache) registered modules, within a time budget."""
+        sandbox = self.sandbox
+        deadline = time.monotonic() + WARM_BUDGET_S
+        for spec in self.catalog:
+            if time.monotonic() > deadline:
+                break
+            try:
+                sandbox.load(spec)
+            except WasmqError:
+                pass  # reported per job as ModuleRejected; one bad module must not stop the worker
+
+    def flush(self) -> None:
+        """Send the job counts this process holds (shutdown, exit)."""
+        if self._recorder is not None:
+            self._recorder.close()
+
+    def close(self) -> None:
+        self.flush()
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+
+_state: WorkerState | None = None
+_create_lock = threading.Lock()
+
+
+def current() -> WorkerState:
+    """This process's state (built on first use in each process)."""
+    global _state
+    state = _state
+    if state is not None and state.pid == os.getpid():
+        return state
+    with _create_lock:
+        if _state is None or _state.pid != os.getpid():
+            _state = WorkerState(get_settings(), node=_state.node if _state is not None else None)
+        return _state
+
+
+def _reset_in_child() -> None:
+    global _create_lock
+    _create_lock = threading.Lock()  # a lock held by another thread at fork would never be released here
+
+
+def on_process_init(**_: object) -> None:
+    """`worker_process_init` (pool child): build this process's state and warm its sandbox."""
+    current().warm()
+
+
+def on_worker_init(sender: object = None, **_: object) -> None:
+    """`worker_init` (main process): remember the node name for what the main process records."""
+    current().node = getattr(sender, "hostname", None)
+
+
+def on_shutdown(**_: object) -> None:
+    """`worker_process_shutdown` / `worker_shutdown`: flush counts and release the sandbox of this process."""
+    state = _state
+    if state is not None and state.pid == os.getpid():
+        state.close()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
+atexit.register(on_shutdown)  # pool processes flush from `worker_process_shutdown` (they skip atexit)

@@ -1,0 +1,146 @@
+"""The tasks: one call, and one chunk of calls of the same module and function.
+
+Arguments arrive as JSON from any producer, so each is checked and a wrong one is `InvalidInput` naming
+it. A single call that fails raises its typed error (the job's state is FAILURE and its result the error);
+a chunk always succeeds as a task and carries one `{ok, output|error}` entry per input, in order.
+Retries follow `worker/queue/retry.py`; a redelivered message whose result is already stored is not run again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Celery, Task
+from celery.states import SUCCESS
+
+from ..config import get_settings
+from ..connections import CONNECTION_ERRORS
+from ..errors import DeadlineExceeded, InvalidInput, WasmqError
+from ..keys import CALL_MANY_TASK, CALL_TASK
+from ..outcome import chunk_entries
+from .retry import RetryPolicy
+from .state import current
+
+MAX_CHUNK_ITEMS = 10_000
+
+
+def _check_call_args(module: Any, function: Any, limits: Any) -> None:
+    if not isinstance(module, str) or not module:
+        raise InvalidInput(f"'module' must be a non-empty string, not {module!r:.80}")
+    if not isinstance(function, str) or not function:
+        raise InvalidInput(f"'function' must be a non-empty string, not {function!r:.80}")
+    if limits is not None and not isinstance(limits, dict):
+        raise InvalidInput(f"'limits' must be an object, not {type(limits).__name__}")
+
+
+# Characters of a result in the worker's "Task ... succeeded" log line (Celery's default: 1024). Celery formats
+# it for every job, logged or not, with a saferepr that costs about 40 µs for a single call's result dict at
+# 256 characters or more (as much as the sandboxed call itself) and walks a chunk's results up to the limit;
+# at 32 it costs about 9 µs and still shows the start of the output.
+MAX_RESULT_REPR = 32
+
+
+def _job_info(task: Task) -> dict[str, Any]:
+    request = task.request
+    return {"worker": request.hostname, "pid": os.getpid(), "attempt": request.retries + 1, "job_id": request.id}
+
+
+def _stored_result(task: Task) -> Any:
+    """For a redelivered message only: the result a previous delivery already stored, if any."""
+    if not (task.request.delivery_info or {}).get("redelivered"):
+        return None
+    meta = task.backend.get_task_meta(task.request.id)
+    return meta.get("result") if meta.get("status") == SUCCESS else None
+
+
+def _max_retries(module: Any, limits: Any) -> int:
+    if not isinstance(module, str) or not isinstance(limits, dict | None):
+        return 0
+    try:
+        return current().catalog.resolve(module).limits.narrowed(limits).max_retries
+    except WasmqError:
+        return 0
+
+
+def _retry_or_raise(task: Task, exc: BaseException, module: str, limits: dict[str, Any] | None) -> None:
+    """Retry `exc` if the policy says so (raises celery's Retry); otherwise return and let the caller raise."""
+    policy = RetryPolicy.from_settings(get_settings())
+    retries = task.request.retries
+    max_retries = _max_retries(module, limits)
+    if policy.should_retry(exc, retries_done=retries, max_retries=max_retries):
+        raise task.retry(exc=exc, countdown=policy.countdown(retries), max_retries=max_retries)
+
+
+@contextmanager
+def _failures(task: Task, module: Any, limits: Any, info: dict[str, Any]) -> Iterator[None]:
+    """A typed error gets the job's info; it and connection errors are retried if the policy says so."""
+    try:
+        yield
+    except WasmqError as exc:
+        exc.details.update(info)
+        _retry_or_raise(task, exc, module, limits)
+        raise
+    except CONNECTION_ERRORS as exc:
+        _retry_or_raise(task, exc, module, limits)
+        raise
+
+
+def run_call(task: Task, module: Any, function: Any, input: Any, limits: Any = None) -> dict[str, Any]:
+    stored = _stored_result(task)
+    if stored is not None:
+        return dict(stored)
+    info = _job_info(task)
+    with _failures(task, module, limits, info):
+        _check_call_args(module, function, limits)
+        result = current().sandbox.call(module, function, input, limits)
+    return {**result.to_dict(), "module": module, "function": function, **info}
+
+
+def _rerun_deadline_items(
+    module: str, function: str, inputs: list[Any], limits: dict[str, Any] | None, results: list[Any]
+) -> list[Any]:
+    """Items of a chunk that hit their deadline are run again in place, up to the policy's count."""
+    policy = RetryPolicy.from_settings(get_settings())
+    for _ in range(min(policy.deadline_retries, _max_retries(module, limits))):
+        late = [i for i, r in enumerate(results) if isinstance(r, DeadlineExceeded)]
+        if not late:
+            break
+        again = current().sandbox.call_many(module, function, [inputs[i] for i in late], limits)
+        for index, result in zip(late, again, strict=True):
+            results[index] = result
+    return results
+
+
+def run_call_many(task: Task, module: Any, function: Any, inputs: Any, limits: Any = None) -> dict[str, Any]:
+    stored = _stored_result(task)
+    if stored is not None:
+        return dict(stored)
+    info = _job_info(task)
+    with _failures(task, str(module), limits, info):
+        _check_call_args(module, function, limits)
+        if not isinstance(inputs, list):
+            raise InvalidInput(f"'inputs' must be a list, not {type(inputs).__name__}")
+        if len(inputs) > MAX_CHUNK_ITEMS:
+            raise InvalidInput(f"a chunk holds at most {MAX_CHUNK_ITEMS} inputs, not {len(inputs)}")
+        results = current().sandbox.call_many(module, function, inputs, limits)
+        results = _rerun_deadline_items(module, function, inputs, limits, results)
+    return {"results": chunk_entries(results), "module": module, "function": function, **info}
+
+
+def register(app: Celery) -> None:
+    """Register the tasks on `app` (producers send them by name and never import this module)."""
+    settings = get_settings()
+    options: dict[str, Any] = {
+        "bind": True,
+        "throws": (WasmqError,),
+        # A job whose pool process dies is sent again, at most this often, then fails as WorkerLost.
+        "retry_on_worker_lost": True,
+        "max_retries": settings.max_worker_lost_retries,
+        "default_retry_delay": 1,
+        "resultrepr_maxsize": MAX_RESULT_REPR,
+    }
+    app.task(name=CALL_TASK, **options)(run_call)
+    app.task(name=CALL_MANY_TASK, **options)(run_call_many)

@@ -1,0 +1,1 @@
+"""Components (the component model, WIT worlds): checking, compiling, running."""

@@ -1,0 +1,1 @@
+"""Core modules (packed, seed-rust, seed-c, scalar ABIs): checking, compiling, running."""

@@ -1,0 +1,35 @@
+"""What a call gives back, the same for every backend: the checked answer and what it cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one call consumed.
+
+    After an epoch interrupt `fuel` undercounts: wasmtime does not write the fuel counter back to the store
+    when the deadline stops the guest. `memory_bytes` is 0 for components (not observable through wasmtime-py).
+    """
+
+    fuel: int
+    wall_ms: float
+    memory_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fuel": self.fuel, "wall_ms": round(self.wall_ms, 3), "memory_bytes": self.memory_bytes}
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A validated answer, what it cost, and what the module printed (WASI modules only)."""
+
+    output: str
+    usage: Usage
+    stdout: str = ""
+    stderr: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "usage": self.usage.to_dict()}
