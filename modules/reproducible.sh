@@ -1,5 +1,5 @@
 # Sourced by the build scripts (modules/build.sh, modules/greeting_component/build.sh,
-# tests/hostile_components/build.sh): the one way they find wasm-tools and prove a
+# tests/corpora/hostile_components/build.sh): the one way they find wasm-tools and prove a
 # build reproducible. The sourcing script defines ROOT and die first; sourcing makes
 # the scratch directory SCRATCH, removed when the script exits.
 
