@@ -5,7 +5,7 @@
 #
 #   modules/greeting/greeting.wasm      Rust (wasm32-unknown-unknown cdylib)
 #   modules/greeting_c/greeting_c.wasm  freestanding C, compiled with `zig cc`
-#   tests/corpora/hostile/*.wasm                one WAT module per failure mode,
+#   tests/corpora/hostile/*.wasm        one WAT module per failure mode,
 #                                       the Rust WASI probe (wasm32-wasi) and
 #                                       a deliberately malformed file
 #

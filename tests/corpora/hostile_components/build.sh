@@ -30,12 +30,12 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
 GREETER_WIT="$ROOT/modules/greeting_component/greeting.wit"
 
 die() { echo "hostile_components/build.sh: $*" >&2; exit 1; }
 
-# shellcheck source=../../modules/reproducible.sh
+# shellcheck source=../../../modules/reproducible.sh
 source "$ROOT/modules/reproducible.sh"
 find_wasm_tools
 
