@@ -42,14 +42,24 @@ def finish_batch(scenario: Scenario, batch: BackgroundBatch, inputs: list[str]) 
     scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
 
 
+def kill_one_pool_process(worker: WorkerProcess, observer: Client) -> None:
+    """SIGKILL a pool process; the pool may report a process it has just replaced, so ask again if it is gone."""
+    for _ in range(50):
+        try:
+            os.kill(worker.pool_pids(observer)[0], signal.SIGKILL)
+            return
+        except ProcessLookupError:
+            time.sleep(0.1)
+    raise AssertionError("the pool reported no living process to kill")
+
+
 def test_pool_child_sigkill_mid_batch(scenario: Scenario) -> None:
     with scenario.client() as client:
         worker, inputs, batch = start_batch(scenario, client)
         with scenario.client() as observer:
             for threshold in (50, 300, 600):
-                pids = worker.pool_pids(observer)
                 batch.wait_until(lambda done, t=threshold: done >= t)
-                os.kill(pids[0], signal.SIGKILL)
+                kill_one_pool_process(worker, observer)
                 time.sleep(0.2)
         outcomes = batch.join()
         check_all_greeted(outcomes, inputs)
