@@ -11,10 +11,11 @@ the metric labels and `wasmq status`.
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..catalog import ModuleCatalog
 from ..config import Settings, get_settings
@@ -24,7 +25,7 @@ from ..monitoring.recorder import Recorder
 from ..sandbox import Sandbox
 from .dead_letters import DeadLetters
 
-log = logging.getLogger("wasmq.state")
+T = TypeVar("T")
 WARM_BUDGET_S = 2.0  # worker_process_init handlers must finish within 4 s
 
 
@@ -53,27 +54,26 @@ class WorkerState:
 
     @property
     def sandbox(self) -> Sandbox:
-        if self._sandbox is None:
-            with self._lock:
-                if self._sandbox is None:
-                    self._sandbox = Sandbox(self.catalog, settings=self.settings)
-        return self._sandbox
+        return self._once("_sandbox", lambda: Sandbox(self.catalog, settings=self.settings))
 
     @property
     def recorder(self) -> Recorder:
-        if self._recorder is None:
-            with self._lock:
-                if self._recorder is None:
-                    self._recorder = Recorder(self.settings)
-        return self._recorder
+        return self._once("_recorder", lambda: Recorder(self.settings))
 
     @property
     def dead_letters(self) -> DeadLetters:
-        if self._dead_letters is None:
+        return self._once("_dead_letters", lambda: DeadLetters(connect(self.settings.redis_url), self.settings.queue))
+
+    def _once(self, attribute: str, build: Callable[[], T]) -> T:
+        """The part held in `attribute`, built by the first thread that needs it."""
+        found: T | None = getattr(self, attribute)
+        if found is None:
             with self._lock:
-                if self._dead_letters is None:
-                    self._dead_letters = DeadLetters(connect(self.settings.redis_url), self.settings.queue)
-        return self._dead_letters
+                found = getattr(self, attribute)
+                if found is None:
+                    found = build()
+                    setattr(self, attribute, found)
+        return found
 
     def warm(self) -> None:
         """Compile (or load from the cache) registered modules, within a time budget."""
