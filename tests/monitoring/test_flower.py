@@ -105,6 +105,11 @@ def test_flower_shows_the_workers_and_the_tasks(
         assert "ModuleTrap" in str(tasks[bad.id].get("exception"))
         workers = eventually(lambda: _with_node(flower.get("/api/workers?refresh=1"), worker.node))
         assert settings.queue in [q["name"] for q in workers[worker.node].get("active_queues", [])]
+        # Flower's task-result API reads the result backend through Celery's default app.
+        done = flower.get(f"/api/task/result/{ok.id}")
+        assert done["state"] == "SUCCESS" and done["result"]["output"] == "Hello World, Flower!", done
+        failed = flower.get(f"/api/task/result/{bad.id}")
+        assert failed["state"] == "FAILURE" and "ModuleTrap" in str(failed["result"]), failed
     finally:
         flower.stop()
 

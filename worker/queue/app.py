@@ -102,3 +102,6 @@ task_internal_error.connect(job_signals.on_internal_error, weak=False)
 assert control.wasmq_status  # importing control registers the `wasmq status` remote-control command
 
 app = make_app(get_settings())
+# `celery -A worker.app` (a worker, Flower) loads this app; tools that look results up through Celery's default
+# app (Flower's task-result API, `AsyncResult(id)` without an app) then find our result backend.
+app.set_default()
