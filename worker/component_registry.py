@@ -17,14 +17,18 @@ from .errors import ConfigError, ModuleRejected
 from .manifest import ModuleSpec
 from .precompiled import PrecompiledCache
 from .registry import read_verified, remembered
-from .sandbox.component import LoadedComponent, check_component, compile_component
+from .sandbox.compiler import BoundedCompiler
+from .sandbox.component import LoadedComponent, check_component
 from .sandbox.wit import load_world
 
 
 class ComponentRegistry:
-    def __init__(self, engine: wasmtime.Engine, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, engine: wasmtime.Engine, *, cache_dir: Path | None = None, compiler: BoundedCompiler | None = None
+    ) -> None:
         self.engine = engine
         self.precompiled = PrecompiledCache(cache_dir)
+        self.compiler = compiler or BoundedCompiler()  # compiles in a child process under limits
         self._loaded: dict[tuple[str, str], LoadedComponent | ModuleRejected] = {}
         self._lock = threading.Lock()
 
@@ -41,8 +45,7 @@ class ComponentRegistry:
             raise ModuleRejected(f"module {spec.ref}: {exc.message}") from None
         component, _ = self.precompiled.load_or_compile(
             spec,
-            compile=lambda: compile_component(self.engine, wasm, ref=spec.ref),
+            compile=lambda: self.compiler.compile(wasm, kind="component", ref=spec.ref).artifact,
             deserialize=lambda data: wc.Component.deserialize(self.engine, data),
-            serialize=lambda compiled: bytes(compiled.serialize()),
         )
         return check_component(self.engine, component, ref=spec.ref, world=world, functions=list(spec.functions))

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import wasmtime
 
+from .errors import ModuleRejected
 from .manifest import ModuleSpec
 from .sandbox.engine import engine_fingerprint
 
@@ -37,23 +38,23 @@ class PrecompiledCache:
         return self.cache_dir / f"{spec.sha256}-{self._tag}{suffix}"
 
     def load_or_compile(
-        self,
-        spec: ModuleSpec,
-        *,
-        compile: Callable[[], T],
-        deserialize: Callable[[bytes], T],
-        serialize: Callable[[T], bytes],
+        self, spec: ModuleSpec, *, compile: Callable[[], bytes], deserialize: Callable[[bytes], T]
     ) -> tuple[T, bool]:
-        """The compiled artifact, and whether it came from the cache; `compile` raises for bad wasm."""
+        """The compiled artifact, and whether it came from the cache. `compile` returns serialized bytes (of the
+        bounded compiler, worker/sandbox/compiler.py) and raises `ModuleRejected` for bad wasm."""
         artifact = self.path(spec)
         if artifact is not None and artifact.exists():
             try:
                 return deserialize(artifact.read_bytes()), True
             except (OSError, wasmtime.WasmtimeError):
                 pass  # stale or damaged artifact: compile again and overwrite it
-        compiled = compile()
+        serialized = compile()
+        try:
+            compiled = deserialize(serialized)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleRejected(f"module {spec.ref}: its compiled artifact cannot be loaded: {exc}") from None
         if artifact is not None:
-            _write_atomically(artifact, serialize(compiled))
+            _write_atomically(artifact, serialized)
         return compiled, False
 
 

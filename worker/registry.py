@@ -23,6 +23,7 @@ from .manifest import ModuleSpec
 from .precompiled import PrecompiledCache
 from .sandbox import capi
 from .sandbox.abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
+from .sandbox.compiler import BoundedCompiler
 
 T = TypeVar("T")
 ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
@@ -48,12 +49,19 @@ class ModuleRegistry:
     """Compiled modules of one Engine, by content hash."""
 
     def __init__(
-        self, catalog: ModuleCatalog, *, engine: wasmtime.Engine, linker: wasmtime.Linker, cache_dir: Path | None
+        self,
+        catalog: ModuleCatalog,
+        *,
+        engine: wasmtime.Engine,
+        linker: wasmtime.Linker,
+        cache_dir: Path | None,
+        compiler: BoundedCompiler | None = None,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
         self.linker = linker
         self.precompiled = PrecompiledCache(cache_dir)
+        self.compiler = compiler or BoundedCompiler()  # compiles in a child process under limits
         self._compiled: dict[tuple[str, str], CompiledModule | ModuleRejected] = {}
         self._lock = threading.Lock()
 
@@ -87,18 +95,10 @@ class ModuleRegistry:
         )
 
     def _compile(self, spec: ModuleSpec, wasm: bytes) -> tuple[wasmtime.Module, bool]:
-        def compile() -> wasmtime.Module:
-            try:
-                return wasmtime.Module(self.engine, wasm)
-            except wasmtime.WasmtimeError as exc:
-                msg = f"module {spec.ref} is not valid WebAssembly: {str(exc).splitlines()[0]}"
-                raise ModuleRejected(msg) from None
-
         return self.precompiled.load_or_compile(
             spec,
-            compile=compile,
+            compile=lambda: self.compiler.compile(wasm, kind="module", ref=spec.ref).artifact,
             deserialize=lambda data: wasmtime.Module.deserialize(self.engine, data),
-            serialize=lambda module: bytes(module.serialize()),
         )
 
 

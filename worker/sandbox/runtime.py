@@ -23,6 +23,7 @@ from ..manifest import MIB, FunctionSpec, Limits, ModuleSpec
 from ..registry import CompiledModule, ModuleRegistry
 from . import capi
 from .abi import ADAPTERS, call_batch
+from .compiler import BoundedCompiler, CompileLimits
 from .component import ComponentRunner
 from .engine import EpochTicker, make_engine
 from .guest import Guest, PublicStore
@@ -73,11 +74,14 @@ class Sandbox:
         self._engine_address = capi.address(self.engine) if self.fast else 0
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()
+        compiler = BoundedCompiler(
+            CompileLimits(timeout_s=self.settings.compile_timeout_s, memory_mb=self.settings.compile_memory_mb)
+        )
         self.registry = ModuleRegistry(
-            catalog, engine=self.engine, linker=self.linker, cache_dir=self.settings.cache_dir
+            catalog, engine=self.engine, linker=self.linker, cache_dir=self.settings.cache_dir, compiler=compiler
         )
         self.ticker = EpochTicker(self.engine, tick_ms=self.settings.epoch_tick_ms).start()
-        self.components = ComponentRegistry(self.engine, cache_dir=self.settings.cache_dir)
+        self.components = ComponentRegistry(self.engine, cache_dir=self.settings.cache_dir, compiler=compiler)
         self.component_runner = ComponentRunner(self.engine, self.ticker)
 
     @classmethod
