@@ -24,6 +24,7 @@ from .errors import ConfigError, ModuleRejected, WasmqError
 from .manifest import ABIS, Limits, ModuleSpec, load_manifest, parse_module
 from .registry import ModuleRegistry
 from .sandbox.engine import make_engine
+from .sandbox.wasi_host import BoundedWasi
 
 
 def check_module(spec: ModuleSpec) -> None:
@@ -33,7 +34,7 @@ def check_module(spec: ModuleSpec) -> None:
         ComponentRegistry(engine).loaded(spec)
         return
     linker = wasmtime.Linker(engine)
-    linker.define_wasi()
+    BoundedWasi().define(linker)
     ModuleRegistry(ModuleCatalog([spec]), engine=engine, linker=linker, cache_dir=None).compiled(spec)
 
 

@@ -29,7 +29,8 @@ from .engine import EpochTicker, make_engine
 from .guest import Guest, PublicStore
 from .traps import classify
 from .validate import decode_output, encode_input
-from .wasi import CapturedStream, denied_wasi
+from .wasi import CapturedStream
+from .wasi_host import BoundedWasi
 
 T = TypeVar("T")
 MAX_TABLE_ELEMENTS = 100_000
@@ -73,7 +74,8 @@ class Sandbox:
         self.fast = fast and capi.AVAILABLE
         self._engine_address = capi.address(self.engine) if self.fast else 0
         self.linker = wasmtime.Linker(self.engine)
-        self.linker.define_wasi()
+        self.wasi = BoundedWasi()  # every WASI function bounded by the call's deadline and fuel
+        self.wasi.define(self.linker)
         compiler = BoundedCompiler(
             CompileLimits(timeout_s=self.settings.compile_timeout_s, memory_mb=self.settings.compile_memory_mb)
         )
@@ -229,7 +231,7 @@ class Sandbox:
             if compiled.needs_wasi:
                 stdout = CapturedStream(self.settings.max_captured_output)
                 stderr = CapturedStream(self.settings.max_captured_output)
-                store.set_wasi(denied_wasi(stdout, stderr))
+                self.wasi.begin(timeout_ms=lim.timeout_ms, fuel=lim.fuel, stdout=stdout, stderr=stderr)
             try:
                 if isinstance(store, capi.RawStore):
                     guest = store.instantiate(compiled.pre_address, compiled.signatures)
@@ -262,6 +264,8 @@ class Sandbox:
                 stderr.text() if stderr else "",
             )
         finally:
+            if compiled.needs_wasi:
+                self.wasi.end()
             store.close()
 
     @staticmethod
