@@ -189,7 +189,17 @@ class RawStore:
 
     __slots__ = ("ctx", "ptr", "scratch", "scratch_at")
 
-    def __init__(self, engine_address: int, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int) -> None:
+    def __init__(
+        self,
+        engine_address: int,
+        *,
+        memory_bytes: int,
+        table_elements: int,
+        fuel: int,
+        ticks: int,
+        tables: int = -1,
+        instances: int = -1,
+    ) -> None:
         ptr = _store_new(engine_address, None, None)
         if not ptr:
             raise MemoryError("wasmtime_store_new failed")
@@ -197,7 +207,7 @@ class RawStore:
         self.ctx: int = _store_context(ptr)
         self.scratch = (ctypes.c_uint8 * _SCRATCH)()
         self.scratch_at = ctypes.addressof(self.scratch)
-        _store_limiter(ptr, memory_bytes, table_elements, -1, -1, 1)
+        _store_limiter(ptr, memory_bytes, table_elements, instances, tables, 1)  # memories: 1
         error = _set_fuel(self.ctx, fuel)
         if error:
             self.close()

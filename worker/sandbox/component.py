@@ -33,7 +33,11 @@ from .validate import check_output_length, encode_input
 from .wit import WitWorld
 
 CALLABLE = (("string",), "string")  # func(string) -> string: what `ComponentRunner.call` passes and expects
-MAX_TABLE_ELEMENTS = 100_000
+MAX_TABLE_ELEMENTS = 100_000  # per table
+# Per call: the component's core instances, and their tables. The components here have one instance and no
+# table; toolchain output (componentize-py, jco) has a handful of each (main module, adapters, shims).
+MAX_INSTANCES = 32
+MAX_TABLES = 32
 MAX_MEMORY_BYTES = 1 << 32
 _CORE = b"\x00asm\x01\x00\x00\x00"  # magic + version 1, layer 0: a core module (components: 0d 00 01 00)
 _PRIMITIVES = {
@@ -231,6 +235,8 @@ class ComponentRunner:
             memory_size=memory_cap or limits.memory_mb * MIB,
             memories=self.max_memories,
             table_elements=MAX_TABLE_ELEMENTS,
+            tables=MAX_TABLES,
+            instances=MAX_INSTANCES,
         )
         store.set_fuel(limits.fuel)
         store.set_epoch_deadline(self.ticker.deadline_ticks(limits.timeout_ms))

@@ -33,7 +33,9 @@ from .wasi import CapturedStream
 from .wasi_host import BoundedWasi
 
 T = TypeVar("T")
-MAX_TABLE_ELEMENTS = 100_000
+MAX_TABLE_ELEMENTS = 100_000  # per table: 800 KB of host memory that the memory cap does not count
+MAX_TABLES = 4  # per instance: toolchains emit one (reference types allow more)
+MAX_INSTANCES = 1  # one core module per store
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,8 @@ class Sandbox:
         limits = {
             "memory_bytes": lim.memory_mb * MIB,
             "table_elements": MAX_TABLE_ELEMENTS,
+            "tables": MAX_TABLES,
+            "instances": MAX_INSTANCES,
             "fuel": lim.fuel,
             "ticks": self.ticker.deadline_ticks(lim.timeout_ms),
         }
