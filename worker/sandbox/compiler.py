@@ -100,6 +100,9 @@ class BoundedCompiler:
         ]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        # A Rust panic on a failed allocation with backtraces on allocates again while printing the backtrace
+        # and deadlocks instead of aborting (seen at RLIMIT_AS 300 MB on 80,000 nested loops).
+        env["RUST_BACKTRACE"] = env["RUST_LIB_BACKTRACE"] = "0"
         with (
             tempfile.TemporaryFile() as stdin,
             tempfile.TemporaryFile() as stdout,
@@ -241,7 +244,7 @@ def _rejection(
             f"stopped {seen}",
             details,
         )
-    last = report.splitlines()[-1][:300] if report else ""
+    last = _cause_line(report)
     if _out_of_memory(found, report):
         details["limit"] = "compile_memory_mb"
         return ModuleRejected(
@@ -263,6 +266,15 @@ def _rejection(
 _SIGNALS = {int(s) for s in signal.Signals}
 
 
+def _cause_line(report: str) -> str:
+    """The line of the child's stderr that says what went wrong: the last one that is not a Rust hint."""
+    lines = [line.strip() for line in report.splitlines() if line.strip() and not line.startswith("note:")]
+    for line in reversed(lines):
+        if "out of memory" in line.lower() or "out-of-memory" in line or "memory allocation of" in line:
+            return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
 def _out_of_memory(found: dict[str, Any], report: str) -> bool:
     """An allocation failure: Rust's "memory allocation of N bytes failed" abort, Python's MemoryError, or
     mmap/reservation failures wasmtime reports as errors."""
@@ -271,8 +283,10 @@ def _out_of_memory(found: dict[str, Any], report: str) -> bool:
         found.get("error") == "MemoryError"
         or "memory allocation of" in text
         or "out of memory" in text
+        or "out-of-memory" in text
         or "cannot allocate memory" in text
         or "failed to allocate" in text
+        or "failed to map segment" in text  # too little address space to load the wasmtime library at all
     )
 
 
