@@ -181,7 +181,7 @@ COMPONENT_FEATURES: dict[str, tuple[str, str]] = {
 # Instantiation limits: valid modules that must be refused at instantiation (store limits).
 LIMITS: dict[str, str] = {
     # 10 million table elements: 80 MB of host memory that the memory cap does not count.
-    "huge_table": '(module (table (export "table") 10000000 funcref) (memory (export "memory") 1))',
+    "huge_table": '(module (table 10000000 funcref) (func (export "run") (result i32) (i32.const 0)))',
     # A small table grown by a loop of table.grow until refused; answers the count as an i32.
     "table_grow": (
         '(module (table $t 1 funcref) (memory (export "memory") 1)'
@@ -192,7 +192,9 @@ LIMITS: dict[str, str] = {
         " (local.get $n)))"
     ),
     # Many tables (reference types): each is a host allocation.
-    "many_tables": "(module " + " ".join("(table 1 funcref)" for _ in range(100)) + ")",
+    "many_tables": "(module "
+    + " ".join("(table 1 funcref)" for _ in range(100))
+    + ' (func (export "run") (result i32) (i32.const 0)))',
 }
 
 # -- WASI host calls -----------------------------------------------------------------------------------
