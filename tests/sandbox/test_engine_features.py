@@ -129,3 +129,12 @@ def test_every_engine_setting_is_in_the_fingerprint(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(engine, "MEMORY_INIT_COW", False)
     monkeypatch.setattr(engine, "CRANELIFT_OPT_LEVEL", "none")
     assert len({before, engine_fingerprint()}) == 2
+
+
+def test_publishing_refuses_a_shared_memory_module_by_name() -> None:
+    """It used to pass `wasmq modules add` and then fail every call."""
+    from worker.publish import check_module
+
+    spec = spec_for(COMPILE_DIR / "feature_shared_memory.wasm", name="shared")
+    with pytest.raises(ModuleRejected, match="threads"):
+        check_module(spec)
