@@ -32,6 +32,10 @@ class ComponentRegistry:
         self._loaded: dict[tuple[str, str], LoadedComponent | ModuleRejected] = {}
         self._lock = threading.Lock()
 
+    def ready(self, spec: ModuleSpec) -> bool:
+        """Whether `loaded(spec)` needs no compiling: loaded (or rejected) already, or authentic on disk."""
+        return (spec.sha256, spec.ref) in self._loaded or self.precompiled.has(spec)
+
     def loaded(self, spec: ModuleSpec) -> LoadedComponent:
         return remembered(self._loaded, self._lock, spec, self._load)
 

@@ -66,6 +66,14 @@ class PrecompiledCache:
         """Whether the directory can be trusted (made and keyed on first use); logs why not, once."""
         return self._ensure_key() is not None
 
+    def has(self, spec: ModuleSpec) -> bool:
+        """Whether an authentic artifact for `spec` is on disk (loading it then needs no compiling)."""
+        artifact = self.path(spec)
+        key = self._ensure_key() if artifact is not None else None
+        if artifact is None or key is None or not artifact.exists():
+            return False
+        return self._read_authenticated(artifact, spec, key) is not None
+
     def load_or_compile(
         self, spec: ModuleSpec, *, compile: Callable[[], bytes], deserialize: Callable[[bytes], T]
     ) -> tuple[T, bool]:

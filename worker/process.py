@@ -29,14 +29,15 @@ def get_sandbox() -> Sandbox:
 
 
 def init_sandbox(**_: object) -> None:
-    """Build the sandbox and compile (or load from the cache) registered modules, within a time budget."""
+    """Build the sandbox and load registered modules from the precompiled cache, within a time budget. Nothing is
+    compiled here: a compile may take far longer than the 4 s Celery allows (the first job compiles it)."""
     sandbox = get_sandbox()
     deadline = time.monotonic() + WARM_BUDGET_S
     for spec in sandbox.registry.catalog:
         if time.monotonic() > deadline:
             break
         try:
-            sandbox.load(spec)
+            sandbox.load(spec, compile=False)
         except WasmqError:
             pass  # reported per job as ModuleRejected; one bad module must not stop the worker
 

@@ -68,6 +68,10 @@ class ModuleRegistry:
     def resolve(self, ref: str) -> ModuleSpec:
         return self.catalog.resolve(ref)
 
+    def ready(self, spec: ModuleSpec) -> bool:
+        """Whether `compiled(spec)` needs no compiling: loaded (or rejected) already, or authentic on disk."""
+        return (spec.sha256, spec.ref) in self._compiled or self.precompiled.has(spec)
+
     def compiled(self, spec: ModuleSpec) -> CompiledModule:
         """The compiled module for `spec`, or `ModuleRejected` (remembered, so a bad module fails fast)."""
         return remembered(self._compiled, self._lock, spec, self._load)

@@ -219,3 +219,28 @@ def test_settings_and_environment() -> None:
     settings = Settings.from_env({"WASMQ_COMPILE_TIMEOUT_S": "2.5", "WASMQ_COMPILE_MEMORY_MB": "512"})
     assert (settings.compile_timeout_s, settings.compile_memory_mb) == (2.5, 512)
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_a_process_start_loads_only_what_needs_no_compiling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`worker_process_init` must finish within Celery's 4 s: it loads cached artifacts and compiles nothing."""
+    cache = tmp_path / "cache"
+    catalog = ModuleCatalog.from_manifests([GREETING_MANIFEST])
+    compiles: list[str] = []
+    original = BoundedCompiler.compile
+
+    def counting(self: BoundedCompiler, wasm: bytes, *, kind: str, ref: str) -> object:
+        compiles.append(ref)
+        return original(self, wasm, kind=kind, ref=ref)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BoundedCompiler, "compile", counting)
+    with Sandbox(catalog, settings=Settings(cache_dir=cache)) as cold:
+        assert not any(cold.load(spec, compile=False) for spec in catalog)
+        assert compiles == []
+        for spec in catalog:
+            assert cold.load(spec)  # a job would do this
+    compiled = len(compiles)
+    assert compiled == len(list(catalog))
+    with Sandbox(catalog, settings=Settings(cache_dir=cache)) as warm:
+        assert all(warm.load(spec, compile=False) for spec in catalog)
+        greets(warm)
+    assert len(compiles) == compiled

@@ -101,12 +101,18 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def load(self, spec: ModuleSpec) -> None:
-        """Compile (or load from the cache) one registered module, whatever its ABI: a worker's warm-up."""
+    def load(self, spec: ModuleSpec, *, compile: bool = True) -> bool:
+        """Compile (or load from the cache) one registered module, whatever its ABI: a worker's warm-up.
+        With `compile=False`, only what needs no compiling is loaded (a process start must stay fast: a
+        module can take up to `compile_timeout_s` to compile); returns whether it was loaded."""
+        registry = self.components if spec.abi == "component" else self.registry
+        if not compile and not registry.ready(spec):
+            return False
         if spec.abi == "component":
             self.components.loaded(spec)
         else:
             self.registry.compiled(spec)
+        return True
 
     # -- public calls --------------------------------------------------------------------------------
 
