@@ -17,9 +17,10 @@ What a guest sees:
   the bytes past the capture limit are counted, not copied, but paid for;
 - `random_get`: real randomness (`os.urandom`: guests use it for hash seeds and keys, a predictable value
   would be a security bug), at most `RANDOM_MAX_BYTES` per call (`EINVAL` beyond);
-- clocks are virtual, so a guest cannot time anything finer than its own work and a retried job sees the same
-  times: the monotonic and the CPU-time clocks read `fuel used so far x NS_PER_FUEL + time slept`, the
-  realtime clock the call's start time truncated to whole seconds plus the same amount; resolution 1 us;
+- clocks are virtual, so a guest cannot time anything finer than its own work (no timing side channels) and
+  a retried job sees the same monotonic times: the monotonic and the CPU-time clocks read
+  `fuel used so far x NS_PER_FUEL + time slept`, the realtime clock the call's start time truncated to whole
+  seconds plus the same amount; resolution 1 us;
 - `poll_oneoff` never sleeps: clock subscriptions complete at once and their timeout is added to the virtual
   clock and counts against the deadline (a guest asking to sleep past its deadline gets `DeadlineExceeded`
   right away, not after the sleep); stdout/stderr subscriptions are ready, stdin is ready (at end of file);
