@@ -44,6 +44,7 @@ INT_VARS = (
     ("WASMQ_MAX_WORKER_LOST_RETRIES", "max_worker_lost_retries"),
     ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
     ("WASMQ_METRICS_PORT", "metrics_port"),
+    ("WASMQ_COMPILE_MEMORY_MB", "compile_memory_mb"),
 )
 FLOAT_VARS = (
     ("WASMQ_TIME_LIMIT_MARGIN_S", "time_limit_margin_s"),
@@ -52,6 +53,7 @@ FLOAT_VARS = (
     ("WASMQ_STALL_CHECK_S", "stall_check_s"),
     ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
     ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
+    ("WASMQ_COMPILE_TIMEOUT_S", "compile_timeout_s"),
 )
 
 
@@ -88,6 +90,10 @@ class Settings:
     metrics_port: int | None = None  # a worker serves Prometheus metrics on this port (None: no metrics)
     metrics_host: str = "0.0.0.0"  # address the metrics server binds
     stats_flush_s: float = 1.0  # a worker process sends its job counters to Redis this often (batched)
+    # Compiling a module runs in a child process under these limits (worker/sandbox/compiler.py): CPU seconds
+    # (wall time gets twice as much) and MB of address space. Over a limit, the module is rejected.
+    compile_timeout_s: float = 60.0
+    compile_memory_mb: int = 2048
 
     @property
     def broker(self) -> str:

@@ -10,7 +10,7 @@ import pytest
 from worker.catalog import ModuleCatalog
 from worker.config import Settings
 from worker.sandbox import Sandbox
-from worker.sandbox.component import loader as component_loader
+from worker.sandbox.compiler import BoundedCompiler
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "modules" / "manifest.json"
@@ -30,7 +30,7 @@ def _no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("compiled although a good artifact was in the cache")
 
-    monkeypatch.setattr(component_loader, "compile_component", refuse)
+    monkeypatch.setattr(BoundedCompiler, "compile", refuse)
 
 
 def test_a_fresh_sandbox_loads_the_component_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,14 +76,15 @@ class WorkerState:
         return found
 
     def warm(self) -> None:
-        """Compile (or load from the cache) registered modules, within a time budget."""
+        """Load registered modules from the precompiled cache, within a time budget. Nothing is compiled here:
+        a compile may take far longer than the 4 s Celery allows `worker_process_init` (the first job compiles)."""
         sandbox = self.sandbox
         deadline = time.monotonic() + WARM_BUDGET_S
         for spec in self.catalog:
             if time.monotonic() > deadline:
                 break
             try:
-                sandbox.load(spec)
+                sandbox.load(spec, compile=False)
             except WasmqError:
                 pass  # reported per job as ModuleRejected; one bad module must not stop the worker
 

@@ -14,6 +14,9 @@ Requested = dict[str, Any] | None  # the limits a job asked for (each at most th
 
 
 class Backend(Protocol):
+    def ready(self, spec: ModuleSpec) -> bool:
+        """Whether `load(spec)` needs no compiling (loaded or rejected already, or authentic on disk)."""
+
     def load(self, spec: ModuleSpec) -> None:
         """Compile (or load from the cache) and check `spec`; `ModuleRejected` if it is unacceptable."""
 

@@ -29,9 +29,9 @@ import wasmtime
 from .memory import GuestMemory
 
 try:
-    from wasmtime import _bindings, _ffi
+    from wasmtime import _bindings, _ffi, _func
 except ImportError:  # pragma: no cover - a wasmtime-py without the module layout we know
-    _ffi = _bindings = None  # type: ignore[assignment]
+    _ffi = _bindings = _func = None  # type: ignore[assignment]
 
 # Offsets inside one call's scratch block (a ctypes byte array; the C side writes into it).
 _TRAP = 0  # wasm_trap_t* written by a failing call
@@ -157,14 +157,27 @@ def address(obj: Any) -> int:
 
 
 def _raise(error: int | None, scratch: Any) -> None:
-    """Raise what the public API would: `WasmtimeError` (or `ExitTrap`) for an error, `Trap` for a trap."""
+    """Raise what the public API would: `WasmtimeError` (or `ExitTrap`) for an error, `Trap` for a trap, and,
+    as wasmtime-py's `enter_wasm` does, the exception a Python host function raised (worker/sandbox/wasi_host.py)
+    instead of the "python exception" trap that carried it out of the guest."""
     assert _ffi is not None
     if error:
-        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(_ffi.wasmtime_error_t)))
-    (trap,) = _U64.unpack_from(scratch, _TRAP)
-    if trap:
+        exc: Exception = wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(_ffi.wasmtime_error_t)))
+    else:
+        (trap,) = _U64.unpack_from(scratch, _TRAP)
+        if not trap:
+            return
         _U64.pack_into(scratch, _TRAP, 0)
-        raise wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(_ffi.wasm_trap_t)))
+        exc = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(_ffi.wasm_trap_t)))
+    _raise_host_exception()
+    raise exc
+
+
+def _raise_host_exception() -> None:
+    """Raise (and clear) what a host function left in wasmtime-py's `LAST_EXCEPTION`, if anything: left there,
+    it would come out of the next unrelated call that fails."""
+    if _func is not None:
+        _func.maybe_raise_last_exn()
 
 
 # export address, parameter packer, (kind, mask) per parameter, result count, result unpacker, result kind
@@ -176,7 +189,17 @@ class RawStore:
 
     __slots__ = ("ctx", "ptr", "scratch", "scratch_at")
 
-    def __init__(self, engine_address: int, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int) -> None:
+    def __init__(
+        self,
+        engine_address: int,
+        *,
+        memory_bytes: int,
+        table_elements: int,
+        fuel: int,
+        ticks: int,
+        tables: int = -1,
+        instances: int = -1,
+    ) -> None:
         ptr = _store_new(engine_address, None, None)
         if not ptr:
             raise MemoryError("wasmtime_store_new failed")
@@ -184,7 +207,7 @@ class RawStore:
         self.ctx: int = _store_context(ptr)
         self.scratch = (ctypes.c_uint8 * _SCRATCH)()
         self.scratch_at = ctypes.addressof(self.scratch)
-        _store_limiter(ptr, memory_bytes, table_elements, -1, -1, 1)
+        _store_limiter(ptr, memory_bytes, table_elements, instances, tables, 1)  # memories: 1
         error = _set_fuel(self.ctx, fuel)
         if error:
             self.close()

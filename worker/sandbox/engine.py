@@ -15,25 +15,99 @@ import wasmtime
 WASMTIME_VERSION = version("wasmtime")
 
 
-# Linear memory set-up, tuned for many short-lived instances (a fresh Store and instance per job):
-# - a 64 MiB virtual reservation (the default memory cap) with a 64 KiB guard, instead of wasmtime's 4 GiB +
-#   32 MiB, so that creating and dropping an instance maps and unmaps far less; compiled code then checks
-#   bounds explicitly (a compare per access: a little slower for heavy compute, nothing for short calls), and
-#   a memory allowed to grow past 64 MiB is moved (copied) when it does;
-# - data segments copied at instantiation instead of mapped copy-on-write from an image, which for small
-#   modules is cheaper than setting up and tearing down the mapping.
-# Together they take about a quarter off instantiate + call + drop (bench/sandbox_call.py). Compiled code
-# depends on them, so they are part of the precompiled cache key.
+# Linear memory set-up, tuned for many short-lived instances (a fresh Store and instance per job): a 64 MiB
+# virtual reservation (the default memory cap) with a 64 KiB guard, instead of wasmtime's 4 GiB + 32 MiB, so
+# that creating and dropping an instance maps and unmaps far less; compiled code then checks bounds explicitly
+# (a compare per access: a little slower for heavy compute, nothing for short calls), and a memory allowed to
+# grow past 64 MiB is moved (copied) when it does.
 MEMORY_RESERVATION = 64 * 1024 * 1024
 MEMORY_GUARD = 64 * 1024
-MEMORY_INIT_COW = False
+# Data segments are mapped copy-on-write from a memory image built at compile time. Copying them at each
+# instantiation instead (False) was a little cheaper per call for small modules, but made segments a weapon:
+# measured on this project's 2-core machine (tests/corpora/generate_hostile.py `data_segments_100000`,
+# 100,000 one-byte segments, 780 KB of wasm):
+#   memory_init_cow=False: compile 107 s, 2.8 GB peak RSS, 16 MB artifact, 6.4 ms per instantiation
+#   memory_init_cow=True:  compile 0.06 s,  36 MB peak RSS, 0.7 MB artifact, 0.75 ms per instantiation
+# and for the greeting module (interleaved Sandbox.call, median of 20 x 500 calls): 97-104 us with False,
+# 115-133 us with True. About 20 us per call is the price of never spending minutes on a module's data.
+MEMORY_INIT_COW = True
+# Cranelift's opt level changes neither problem: 80,000 nested loops compile in 18 s at "none", 20 s at
+# "speed", 19 s at "speed_and_size" (fuel and epoch checks at every loop header make compile time superlinear
+# in nesting depth, whatever the level; the bounded compiler, worker/sandbox/compiler.py, is the answer to
+# that), and the greeting call is as fast at "none" as at "speed" (131 vs 133 us). "speed" is kept: real
+# modules with loops run faster.
+CRANELIFT_OPT_LEVEL = "speed"
+
+# The WebAssembly proposals, on or off. On: only what the ABIs and real toolchains (Rust, zig/clang,
+# AssemblyScript, componentize-py, jco) emit by default. mvp, mutable globals, sign-extension ops, saturating
+# float-to-int, extended constants and multi-value are always on in wasmtime 50 (no switch; multi-value too is
+# set explicitly below). Every switch is listed so that a wasmtime upgrade that turns a new default on does not
+# widen what we accept unnoticed, and every one is part of the precompiled cache key (engine_fingerprint).
+FEATURES: dict[str, bool] = {
+    # on
+    "wasm_bulk_memory": True,  # memory.copy/fill: greeting-c, every hostile WAT module, the greeting component
+    "wasm_multi_value": True,  # emitted by Rust >= 1.82 (LLVM multivalue default) and by the canonical ABI tools
+    "wasm_reference_types": True,  # LLVM >= 19 encodes call_indirect with it; the component model needs it
+    "wasm_simd": True,  # 128-bit SIMD is deterministic (except NaN bit patterns, as scalar floats); Rust/zig opt-in
+    "wasm_component_model": True,  # the component ABI
+    # off: none of the ABIs needs them, each widens the attack surface or breaks determinism
+    "wasm_threads": False,  # shared memory + atomics: a shared memory cannot be capped per call like ours
+    "shared_memory": False,  # (the host side of threads)
+    "wasm_gc": False,  # a second, GC-managed heap the memory cap does not cover
+    "wasm_function_references": False,  # typed function references: only used with gc / stack switching
+    "wasm_memory64": False,  # the host checks 32-bit pointers; 64-bit memories/tables would need other checks
+    "wasm_multi_memory": False,  # the ABIs read one exported memory; more memories escape the memory cap per call
+    "wasm_exceptions": False,  # unwinding through the host is a new path nobody needs for a string in/out call
+    "wasm_relaxed_simd": False,  # results differ between CPUs: a retried job could answer differently
+    "wasm_wide_arithmetic": False,  # 128-bit add/mul: not emitted by default by any toolchain we accept
+    "wasm_tail_call": False,  # not emitted by default; new control-flow paths in the compiler
+    "wasm_stack_switching": False,  # continuations: experimental
+    "wasm_custom_page_sizes": False,  # the memory cap and traps.py reason in 64 KiB pages
+    "gc_support": False,  # no GC heap at all (the GC proposal is off; funcref tables do not need it)
+}
+
+# How wasmtime's validator words a disabled proposal (a fragment of the message, lower case) -> the name a
+# `ModuleRejected` gives it. Checked against every case of tests/corpora/hostile_compile.
+FEATURE_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("shared memor", "threads (shared memory)"),
+    ("threads", "threads (atomics)"),
+    ("gc feature", "gc (garbage-collected types)"),
+    ("gc proposal", "gc (garbage-collected types)"),
+    ("function references", "function references"),
+    ("memory64", "memory64 (64-bit memories or tables)"),
+    ("multiple memories", "multi-memory"),
+    ("multi-memory", "multi-memory"),
+    ("exceptions", "exceptions"),
+    ("relaxed simd", "relaxed SIMD"),
+    ("tail call", "tail calls"),
+    ("wide arithmetic", "wide arithmetic"),
+    ("custom page sizes", "custom page sizes"),
+    ("stack switching", "stack switching"),
+    ("simd support is not enabled", "SIMD"),
+    ("bulk memory", "bulk memory"),
+    ("reference types", "reference types"),
+)
+
+
+def explain_invalid(message: str) -> tuple[str | None, str]:
+    """(the disabled proposal `message` is about or None, a one-line cause) for a wasmtime validation error."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    cause = lines[-1] if lines else "no message"
+    cause = cause.split(": ", 1)[1] if cause[:1].isdigit() and ": " in cause else cause  # "1: Invalid input ..."
+    text = cause.lower()  # not the whole message: it can quote the module's own function names
+    for fragment, feature in FEATURE_MESSAGES:
+        if fragment in text:
+            return feature, f"it uses {feature}, a WebAssembly proposal this sandbox does not enable ({cause})"
+    return None, cause[:400]
 
 
 def engine_fingerprint(*, parallel_compilation: bool = False) -> str:
-    """What a precompiled artifact depends on besides the module bytes: the runtime and engine settings."""
+    """What a precompiled artifact depends on besides the module bytes: the runtime and every engine setting."""
+    features = ",".join(f"{name.removeprefix('wasm_')}={int(on)}" for name, on in sorted(FEATURES.items()))
     return (
         f"wasmtime-{WASMTIME_VERSION};fuel;epoch;par={int(parallel_compilation)};"
-        f"res={MEMORY_RESERVATION};guard={MEMORY_GUARD};cow={int(MEMORY_INIT_COW)}"
+        f"res={MEMORY_RESERVATION};guard={MEMORY_GUARD};cow={int(MEMORY_INIT_COW)};"
+        f"opt={CRANELIFT_OPT_LEVEL};features={features}"
     )
 
 
@@ -47,6 +121,9 @@ def make_engine(*, parallel_compilation: bool = False) -> wasmtime.Engine:
     config.memory_reservation = MEMORY_RESERVATION
     config.memory_guard_size = MEMORY_GUARD
     config.memory_init_cow = MEMORY_INIT_COW
+    config.cranelift_opt_level = CRANELIFT_OPT_LEVEL
+    for name, on in FEATURES.items():
+        setattr(config, name, on)
     return wasmtime.Engine(config)
 
 

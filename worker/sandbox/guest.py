@@ -46,10 +46,20 @@ class PublicStore:
     __slots__ = ("store",)
 
     def __init__(
-        self, engine: wasmtime.Engine, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int
+        self,
+        engine: wasmtime.Engine,
+        *,
+        memory_bytes: int,
+        table_elements: int,
+        fuel: int,
+        ticks: int,
+        tables: int = -1,
+        instances: int = -1,
     ) -> None:
         self.store = wasmtime.Store(engine)
-        self.store.set_limits(memory_size=memory_bytes, memories=1, table_elements=table_elements)
+        self.store.set_limits(
+            memory_size=memory_bytes, memories=1, table_elements=table_elements, tables=tables, instances=instances
+        )
         self.store.set_fuel(fuel)
         self.store.set_epoch_deadline(ticks)
 

@@ -45,6 +45,10 @@ class Remembered(Generic[T]):
         self._found: dict[tuple[str, str], T | ModuleRejected] = {}
         self._lock = threading.Lock()
 
+    def has(self, spec: ModuleSpec) -> bool:
+        """Whether `spec` was loaded (or rejected) already, so that calling needs no work."""
+        return (spec.sha256, spec.ref) in self._found
+
     def __call__(self, spec: ModuleSpec) -> T:
         key = (spec.sha256, spec.ref)
         found = self._found.get(key)

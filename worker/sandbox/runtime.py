@@ -12,6 +12,7 @@ from ..config import Settings
 from ..errors import WasmqError
 from ..spec import ModuleSpec
 from .backend import Backend, Requested
+from .compiler import BoundedCompiler, CompileLimits
 from .component.runner import ComponentBackend
 from .core.runner import CoreBackend
 from .engine import EpochTicker, make_engine
@@ -29,12 +30,15 @@ class Sandbox:
         self.engine = make_engine()
         self.ticker = EpochTicker(self.engine, tick_ms=self.settings.epoch_tick_ms).start()
         self.precompiled = precompiled = PrecompiledCache(self.settings.cache_dir)
+        compiler = BoundedCompiler(
+            CompileLimits(timeout_s=self.settings.compile_timeout_s, memory_mb=self.settings.compile_memory_mb)
+        )
         self.core = CoreBackend(
             engine=self.engine, ticker=self.ticker, settings=self.settings, precompiled=precompiled,
-            fetch=catalog.wasm, fast=fast,
+            compiler=compiler, fetch=catalog.wasm, fast=fast,
         )  # fmt: skip
         self.components = ComponentBackend(
-            engine=self.engine, ticker=self.ticker, precompiled=precompiled, fetch=catalog.wasm
+            engine=self.engine, ticker=self.ticker, precompiled=precompiled, compiler=compiler, fetch=catalog.wasm
         )
 
     @property
@@ -57,9 +61,15 @@ class Sandbox:
     def backend(self, spec: ModuleSpec) -> Backend:
         return self.components if spec.is_component else self.core
 
-    def load(self, spec: ModuleSpec) -> None:
-        """Compile (or load from the cache) one registered module, whatever its ABI: a worker's warm-up."""
-        self.backend(spec).load(spec)
+    def load(self, spec: ModuleSpec, *, compile: bool = True) -> bool:
+        """Compile (or load from the cache) one registered module, whatever its ABI: a worker's warm-up.
+        With `compile=False`, only what needs no compiling is loaded (a process start must stay fast: a
+        module can take up to `compile_timeout_s` to compile); returns whether it was loaded."""
+        backend = self.backend(spec)
+        if not compile and not backend.ready(spec):
+            return False
+        backend.load(spec)
+        return True
 
     def call(self, module: str | ModuleSpec, function: str, input: object, limits: Requested = None) -> CallResult:
         """Run one call in a fresh instance; returns the checked answer or raises a `WasmqError`."""

@@ -1,10 +1,10 @@
 """Turn whatever wasmtime raises into the error taxonomy, in one place.
 
 Traps are classified by `Trap.trap_code` (OUT_OF_FUEL, INTERRUPT, ...), not by parsing messages. The two
-exceptions: instantiation that fails on a memory minimum above the store limit (wasmtime reports it as a
-plain error), and a trap raised while the memory already sits at its cap, which is how an allocation failure
-inside the module shows (`memory.grow` returns -1, the module aborts with `unreachable`): see
-`_looks_like_allocation_failure`.
+exceptions: instantiation that fails on a store limit (a memory minimum or a table minimum above its cap, more
+tables than allowed: wasmtime reports these as plain errors), and a trap raised while the memory already sits
+at its cap, which is how an allocation failure inside the module shows (`memory.grow` returns -1, the module
+aborts with `unreachable`): see `_looks_like_allocation_failure`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ..errors import (
     DeadlineExceeded,
     FuelExhausted,
     MemoryLimitExceeded,
+    ModuleRejected,
     ModuleTrap,
     WasmqError,
 )
@@ -67,5 +68,9 @@ def classify(
         text = str(exc)
         if "exceeds memory limits" in text or "memory minimum size" in text:
             return MemoryLimitExceeded(f"module needs more memory than its cap of {memory_cap} bytes: {_short(text)}")
+        if "exceeds table limits" in text:  # a table minimum above the per-table element cap (host memory)
+            return MemoryLimitExceeded(f"module needs a larger table than the sandbox allows: {_short(text)}")
+        if "resource limit exceeded" in text:  # more tables, memories or instances than one call may have
+            return ModuleRejected(f"module needs more than one call may have: {_short(text)}")
         return ModuleTrap(f"module failed: {_short(text)}", trap_code="error")
     return None

@@ -1,12 +1,10 @@
-"""WASI with nothing granted: no preopened directories, no environment, no arguments, empty stdin.
+"""Where a WASI module's stdout and stderr go: a bounded in-memory buffer per call (the rest is counted and
+dropped), so a chatty module can neither fill the worker's disk or logs nor slow it down.
 
-stdout and stderr go into a bounded in-memory buffer per call (the rest is counted and dropped), so a chatty
-module can neither fill the worker's disk or logs nor slow it down.
+The WASI functions themselves (nothing granted, every call bounded) are in worker/sandbox/wasi_host.py.
 """
 
 from __future__ import annotations
-
-import wasmtime
 
 
 class CapturedStream:
@@ -29,14 +27,10 @@ class CapturedStream:
         self.dropped += max(0, len(data) - max(room, 0))
         return len(data)  # tell the guest everything was written, so it does not retry forever
 
+    def skip(self, count: int) -> None:
+        """Count `count` bytes the guest wrote past the limit without copying them."""
+        self.dropped += count
+
     def text(self) -> str:
         out = b"".join(self.chunks).decode("utf-8", errors="replace")
         return out + (f"\n[... {self.dropped} more bytes dropped]" if self.dropped else "")
-
-
-def denied_wasi(stdout: CapturedStream, stderr: CapturedStream) -> wasmtime.WasiConfig:
-    """A WASI context that grants nothing; output goes to the given streams."""
-    config = wasmtime.WasiConfig()
-    config.stdout_custom = stdout.write
-    config.stderr_custom = stderr.write
-    return config

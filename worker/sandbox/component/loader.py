@@ -18,6 +18,7 @@ import wasmtime.component as wc
 
 from ...errors import ConfigError, ModuleRejected
 from ...spec import ModuleSpec
+from ..compiler import BoundedCompiler
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
 from .traps import root_cause
@@ -126,12 +127,22 @@ class ComponentLoader:
     """Loaded components of one Engine; `fetch(spec)` supplies a component's bytes."""
 
     def __init__(
-        self, *, engine: wasmtime.Engine, precompiled: PrecompiledCache, fetch: Callable[[ModuleSpec], bytes]
+        self,
+        *,
+        engine: wasmtime.Engine,
+        precompiled: PrecompiledCache,
+        compiler: BoundedCompiler,
+        fetch: Callable[[ModuleSpec], bytes],
     ) -> None:
         self.engine = engine
         self.precompiled = precompiled
+        self.compiler = compiler  # compiles in a child process under limits (worker/sandbox/compiler.py)
         self.fetch = fetch
         self.loaded = Remembered(self._load)
+
+    def ready(self, spec: ModuleSpec) -> bool:
+        """Whether `loaded(spec)` needs no compiling: loaded (or rejected) already, or authentic on disk."""
+        return self.loaded.has(spec) or self.precompiled.has(spec)
 
     def _load(self, spec: ModuleSpec) -> LoadedComponent:
         if spec.wit is None or spec.world is None:
@@ -143,8 +154,7 @@ class ComponentLoader:
             raise ModuleRejected(f"module {spec.ref}: {exc.message}") from None
         component, _ = self.precompiled.load_or_compile(
             spec,
-            compile=lambda: compile_component(self.engine, wasm, ref=spec.ref),
+            compile=lambda: self.compiler.compile(wasm, kind="component", ref=spec.ref).artifact,
             deserialize=lambda data: wc.Component.deserialize(self.engine, data),
-            serialize=lambda compiled: bytes(compiled.serialize()),
         )
         return check_component(self.engine, component, ref=spec.ref, world=world, functions=list(spec.functions))

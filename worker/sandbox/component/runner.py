@@ -25,6 +25,7 @@ import wasmtime.component as wc
 from ...errors import InvalidInput, InvalidOutput, ModuleRejected, ModuleTrap, WasmqError
 from ...spec import MIB, Limits, ModuleSpec
 from ..backend import Requested, call_each
+from ..compiler import BoundedCompiler
 from ..engine import EpochTicker
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
@@ -32,7 +33,11 @@ from ..validate import check_output_length, encode_input
 from .loader import ComponentLoader, LoadedComponent
 from .traps import CallFacts, classify_component_error, root_cause, trap_code_of
 
-MAX_TABLE_ELEMENTS = 100_000
+MAX_TABLE_ELEMENTS = 100_000  # per table
+# Per call: the component's core instances, and their tables. The components here have one instance and no
+# table; toolchain output (componentize-py, jco) has a handful of each (main module, adapters, shims).
+MAX_INSTANCES = 32
+MAX_TABLES = 32
 MAX_MEMORY_BYTES = 1 << 32
 
 
@@ -104,6 +109,8 @@ class ComponentRunner:
             memory_size=memory_cap or limits.memory_mb * MIB,
             memories=self.max_memories,
             table_elements=MAX_TABLE_ELEMENTS,
+            tables=MAX_TABLES,
+            instances=MAX_INSTANCES,
         )
         store.set_fuel(limits.fuel)
         store.set_epoch_deadline(self.ticker.deadline_ticks(limits.timeout_ms))
@@ -160,10 +167,14 @@ class ComponentBackend:
         engine: wasmtime.Engine,
         ticker: EpochTicker,
         precompiled: PrecompiledCache,
+        compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
     ) -> None:
-        self.loader = ComponentLoader(engine=engine, precompiled=precompiled, fetch=fetch)
+        self.loader = ComponentLoader(engine=engine, precompiled=precompiled, compiler=compiler, fetch=fetch)
         self.runner = ComponentRunner(engine, ticker)
+
+    def ready(self, spec: ModuleSpec) -> bool:
+        return self.loader.ready(spec)
 
     def load(self, spec: ModuleSpec) -> None:
         self.loader.loaded(spec)

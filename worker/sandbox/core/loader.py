@@ -16,6 +16,7 @@ import wasmtime
 from ...errors import ModuleRejected
 from ...spec import ModuleSpec
 from .. import capi
+from ..compiler import BoundedCompiler
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
 from .abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
@@ -48,13 +49,19 @@ class CoreLoader:
         engine: wasmtime.Engine,
         linker: wasmtime.Linker,
         precompiled: PrecompiledCache,
+        compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
     ) -> None:
         self.engine = engine
         self.linker = linker
         self.precompiled = precompiled
+        self.compiler = compiler  # compiles in a child process under limits (worker/sandbox/compiler.py)
         self.fetch = fetch
         self.compiled = Remembered(self._load)
+
+    def ready(self, spec: ModuleSpec) -> bool:
+        """Whether `compiled(spec)` needs no compiling: loaded (or rejected) already, or authentic on disk."""
+        return self.compiled.has(spec) or self.precompiled.has(spec)
 
     def _load(self, spec: ModuleSpec) -> CompiledModule:
         wasm = verified(spec, self.fetch(spec))
@@ -77,18 +84,10 @@ class CoreLoader:
         )
 
     def _compile(self, spec: ModuleSpec, wasm: bytes) -> tuple[wasmtime.Module, bool]:
-        def compile() -> wasmtime.Module:
-            try:
-                return wasmtime.Module(self.engine, wasm)
-            except wasmtime.WasmtimeError as exc:
-                msg = f"module {spec.ref} is not valid WebAssembly: {str(exc).splitlines()[0]}"
-                raise ModuleRejected(msg) from None
-
         return self.precompiled.load_or_compile(
             spec,
-            compile=compile,
+            compile=lambda: self.compiler.compile(wasm, kind="module", ref=spec.ref).artifact,
             deserialize=lambda data: wasmtime.Module.deserialize(self.engine, data),
-            serialize=lambda module: bytes(module.serialize()),
         )
 
 

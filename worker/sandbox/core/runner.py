@@ -19,18 +19,22 @@ from ...errors import WasmqError
 from ...spec import MIB, FunctionSpec, Limits, ModuleSpec
 from .. import capi
 from ..backend import Requested
+from ..compiler import BoundedCompiler
 from ..engine import EpochTicker
 from ..guest import Guest, PublicStore
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
 from ..traps import classify
 from ..validate import decode_output, encode_input
-from ..wasi import CapturedStream, denied_wasi
+from ..wasi import CapturedStream
+from ..wasi_host import BoundedWasi
 from .abi import ADAPTERS, call_batch
 from .loader import CompiledModule, CoreLoader
 
 T = TypeVar("T")
-MAX_TABLE_ELEMENTS = 100_000
+MAX_TABLE_ELEMENTS = 100_000  # per table: 800 KB of host memory that the memory cap does not count
+MAX_TABLES = 4  # per instance: toolchains emit one (reference types allow more)
+MAX_INSTANCES = 1  # one core module per store
 Body = Callable[[Guest], T]
 
 
@@ -44,6 +48,7 @@ class CoreBackend:
         ticker: EpochTicker,
         settings: Settings,
         precompiled: PrecompiledCache,
+        compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
         fast: bool = True,
     ) -> None:
@@ -54,11 +59,17 @@ class CoreBackend:
         self.fast = fast and capi.AVAILABLE
         self._engine_address = capi.address(engine) if self.fast else 0
         self.linker = wasmtime.Linker(engine)
-        self.linker.define_wasi()
-        self.loader = CoreLoader(engine=engine, linker=self.linker, precompiled=precompiled, fetch=fetch)
+        self.wasi = BoundedWasi()  # every WASI function bounded by the call's deadline and fuel
+        self.wasi.define(self.linker)
+        self.loader = CoreLoader(
+            engine=engine, linker=self.linker, precompiled=precompiled, compiler=compiler, fetch=fetch
+        )
 
     def compiled(self, spec: ModuleSpec) -> CompiledModule:
         return self.loader.compiled(spec)
+
+    def ready(self, spec: ModuleSpec) -> bool:
+        return self.loader.ready(spec)
 
     def load(self, spec: ModuleSpec) -> None:
         self.loader.compiled(spec)
@@ -138,6 +149,8 @@ class CoreBackend:
         limits = {
             "memory_bytes": lim.memory_mb * MIB,
             "table_elements": MAX_TABLE_ELEMENTS,
+            "tables": MAX_TABLES,
+            "instances": MAX_INSTANCES,
             "fuel": lim.fuel,
             "ticks": self.ticker.deadline_ticks(lim.timeout_ms),
         }
@@ -152,7 +165,7 @@ class CoreBackend:
             if compiled.needs_wasi:
                 stdout = CapturedStream(self.settings.max_captured_output)
                 stderr = CapturedStream(self.settings.max_captured_output)
-                store.set_wasi(denied_wasi(stdout, stderr))
+                self.wasi.begin(timeout_ms=lim.timeout_ms, fuel=lim.fuel, stdout=stdout, stderr=stderr)
             try:
                 if isinstance(store, capi.RawStore):
                     guest = store.instantiate(compiled.pre_address, compiled.signatures)
@@ -180,6 +193,8 @@ class CoreBackend:
             usage = _usage(store, lim, started, guest.mem.size)
             return result, usage, stdout.text() if stdout else "", stderr.text() if stderr else ""
         finally:
+            if compiled.needs_wasi:
+                self.wasi.end()
             store.close()
 
 

@@ -1,0 +1,2 @@
+;; uses exceptions
+(component (core module (tag $e) (func (export "run") (throw $e))))

@@ -1,0 +1,2 @@
+;; uses threads
+(component (core module (memory 1 1 shared)))

@@ -1,0 +1,2 @@
+;; uses exceptions
+(module (tag $e) (func (export "run") (throw $e)))

@@ -1,0 +1,2 @@
+;; uses memory64
+(module (memory (export "memory") i64 1))

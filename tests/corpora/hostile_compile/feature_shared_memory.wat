@@ -1,0 +1,2 @@
+;; uses threads
+(module (memory (export "memory") 1 1 shared))

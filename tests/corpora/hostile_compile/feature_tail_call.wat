@@ -1,0 +1,2 @@
+;; uses tail calls
+(module (func $f (export "run") (return_call $f)))

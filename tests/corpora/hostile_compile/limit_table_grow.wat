@@ -1,0 +1,1 @@
+(module (table $t 1 funcref) (memory (export "memory") 1) (func (export "run") (result i32) (local $n i32) (block $done (loop $more (br_if $done (i32.eq (table.grow $t (ref.null func) (i32.const 65536)) (i32.const -1))) (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $more))) (local.get $n)))

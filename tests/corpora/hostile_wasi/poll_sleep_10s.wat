@@ -1,0 +1,50 @@
+;; poll_oneoff with one 10 s relative clock subscription
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (global $errno (export "errno") (mut i32) (i32.const -1))
+
+  (memory (export "memory") 2)
+  (data (i32.const 16) "Hello World, ")
+  (global $heap (mut i32) (i32.const 4096))
+  (func $alloc (export "alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get $len)) (i32.const 7)) (i32.const -8)))
+    (if (i32.gt_u (global.get $heap) (i32.shl (memory.size) (i32.const 16)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (global.get $heap)
+                                                                     (i32.shl (memory.size) (i32.const 16)))
+                                                              (i32.const 16))
+                                              (i32.const 1)))
+                        (i32.const -1))
+              (then (return (i32.const 0))))))
+    (local.get $p))
+  (func (export "dealloc") (param i32 i32))
+  ;; "errno=NN" for the errno of the last host call, packed like the greeting
+  (data (i32.const 48) "errno=")
+  (func $answer_errno (result i64)
+    (local $out i32)
+    (local.set $out (call $alloc (i32.const 8)))
+    (memory.copy (local.get $out) (i32.const 48) (i32.const 6))
+    (i32.store8 offset=6 (local.get $out) (i32.add (i32.const 48) (i32.div_u (global.get $errno) (i32.const 10))))
+    (i32.store8 offset=7 (local.get $out) (i32.add (i32.const 48) (i32.rem_u (global.get $errno) (i32.const 10))))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32)) (i64.const 8)))
+  ;; the greeting for the name at (ptr, len), packed as (out << 32) | (len + 14)
+  (func $answer (param $ptr i32) (param $len i32) (result i64)
+    (local $out i32)
+    (local.set $out (call $alloc (i32.add (local.get $len) (i32.const 14))))
+    (memory.copy (local.get $out) (i32.const 16) (i32.const 13))
+    (memory.copy (i32.add (local.get $out) (i32.const 13)) (local.get $ptr) (local.get $len))
+    (i32.store8 (i32.add (local.get $out) (i32.add (local.get $len) (i32.const 13))) (i32.const 33))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $len) (i32.const 14)))))
+  (func (export "greet") (param $ptr i32) (param $len i32) (result i64)
+    (i32.store8 (i32.const 1032) (i32.const 0))        ;; tag: clock
+    (i32.store (i32.const 1040) (i32.const 1))          ;; clock id: monotonic
+    (i64.store (i32.const 1048) (i64.const 10000000000)) ;; timeout: 10 s
+    (i64.store (i32.const 1056) (i64.const 0))          ;; precision
+    (i32.store16 (i32.const 1064) (i32.const 0))        ;; flags: relative
+    (global.set $errno (call $poll_oneoff (i32.const 1024) (i32.const 1100) (i32.const 1) (i32.const 1200)))
+    (if (result i64) (i32.ge_s (global.get $errno) (i32.const 0))
+      (then (call $answer_errno))
+      (else (call $answer (local.get $ptr) (local.get $len)))))
+)
