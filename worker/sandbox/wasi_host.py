@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import struct
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import wasmtime
 
-from ..errors import DeadlineExceeded, FuelExhausted, ModuleTrap
+from ..errors import DeadlineExceeded, ModuleTrap
 from .wasi import CapturedStream
 
 try:
@@ -55,156 +53,43 @@ try:
 except ImportError:  # pragma: no cover - a wasmtime-py without the module layout we know
     _native = None  # type: ignore[assignment]
 
-MODULE = "wasi_snapshot_preview1"
-# What one host call costs: a Python host function takes 30-100 us here (wasmtime-py's trampoline is half of
-# it), about as long as 10**5 fuel units of guest code, so a guest looping on host calls runs out of fuel
-# (deterministic) rather than into its deadline. The default budget of 10**8 pays for 1,000 host calls.
-HOST_CALL_FUEL = 100_000
-BYTE_FUEL = 1  # per byte a host call reads or writes (copying costs a fraction of a ns per byte)
-RANDOM_BYTE_FUEL = 32  # per byte of randomness: os.urandom costs ~20 ns per byte on a small VM
-NS_PER_FUEL = 1  # the virtual clock: one unit of fuel is one nanosecond
-RANDOM_MAX_BYTES = 1024 * 1024
-IOV_MAX = 1024  # iovecs per fd_read/fd_write (POSIX IOV_MAX)
-MAX_SUBSCRIPTIONS = 1024  # per poll_oneoff
-CLOCK_RESOLUTION_NS = 1_000
-
-# errno values of WASI preview 1
-SUCCESS, EBADF, EFAULT, EINVAL, ENOTSUP, ESPIPE = 0, 8, 21, 28, 58, 70
-# clock ids
-REALTIME, MONOTONIC, PROCESS_CPUTIME, THREAD_CPUTIME = 0, 1, 2, 3
-# event types, subscription flags, filetypes
-EVENT_CLOCK, EVENT_FD_READ, EVENT_FD_WRITE = 0, 1, 2
-SUBSCRIPTION_CLOCK_ABSTIME = 1
-EVENTRWFLAGS_HANGUP = 1
-FILETYPE_UNKNOWN = 0
-RIGHT_FD_READ, RIGHT_FD_WRITE = 1 << 1, 1 << 6
-
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_IOVEC = struct.Struct("<II")
-_SUBSCRIPTION = struct.Struct("<QB7xIxxxxQQH6x")  # 48 bytes; the clock variant (fd variant: its u32 at 16)
-_EVENT = struct.Struct("<QHB5xQH6x")  # 32 bytes: userdata, error, type, fd_readwrite.nbytes, .flags
-_FDSTAT = struct.Struct("<BxHxxxxQQ")  # 24 bytes
-
-
-class WasiCall:
-    """The state of one sandboxed call that the WASI host functions need."""
-
-    __slots__ = ("closed", "deadline", "fuel", "memory", "realtime_base_ns", "slept_ns", "started", "stderr",
-                 "stdout", "timeout_ms")  # fmt: skip
-
-    def __init__(self, *, timeout_ms: int, fuel: int, stdout: CapturedStream, stderr: CapturedStream) -> None:
-        self.timeout_ms = timeout_ms
-        self.fuel = fuel  # the call's budget: fuel used = fuel - what the store has left
-        self.stdout = stdout
-        self.stderr = stderr
-        self.started = time.monotonic()
-        self.deadline = self.started + timeout_ms / 1000.0
-        self.realtime_base_ns = int(time.time()) * 1_000_000_000
-        self.slept_ns = 0
-        self.closed: set[int] = set()
-        self.memory: wasmtime.Memory | bool | None = None  # the guest's "memory" export (False: none)
-
-    def remaining_ns(self) -> int:
-        return int((self.deadline - time.monotonic()) * 1e9) - self.slept_ns
-
-    def check_deadline(self) -> None:
-        if self.remaining_ns() <= 0:
-            raise DeadlineExceeded(f"call ran past its deadline of {self.timeout_ms} ms")
-
-
-class _Host:
-    """What one host function call works with: the caller's memory and fuel, and the call's `WasiCall`."""
-
-    __slots__ = ("_data", "_size", "call", "caller", "ctx", "left")
-
-    def __init__(self, caller: wasmtime.Caller, call: WasiCall, cost: int) -> None:
-        self.call = call
-        self.caller = caller
-        self.ctx = caller._context()
-        self._size = -1  # the memory is looked up on first use
-        self._data = 0
-        call.check_deadline()
-        self.left = self._fuel_left()
-        self.charge(cost)
-
-    # -- fuel -------------------------------------------------------------------------------------------
-
-    def _fuel_left(self) -> int:
-        left = ctypes.c_uint64()
-        error = _native.wasmtime_context_get_fuel(self.ctx, ctypes.byref(left))
-        if error:
-            wasmtime.WasmtimeError._from_ptr(error)  # frees it; fuel metering is always on in our engine
-            return self.call.fuel
-        return int(left.value)
-
-    def charge(self, amount: int) -> None:
-        if amount > self.left:
-            self.left = 0
-            _native.wasmtime_context_set_fuel(self.ctx, 0)
-            raise FuelExhausted(f"call used up its fuel budget of {self.call.fuel} (in a WASI host call)")
-        self.left -= amount
-        error = _native.wasmtime_context_set_fuel(self.ctx, self.left)
-        if error:
-            wasmtime.WasmtimeError._from_ptr(error)
-
-    def virtual_ns(self) -> int:
-        return max(0, self.call.fuel - self.left) * NS_PER_FUEL + self.call.slept_ns
-
-    # -- memory -----------------------------------------------------------------------------------------
-
-    @property
-    def size(self) -> int:
-        if self._size < 0:
-            memory = self.call.memory
-            if memory is None:  # the export handle stays valid for the store; base and size do not
-                found = self.caller.get("memory")
-                memory = self.call.memory = found if isinstance(found, wasmtime.Memory) else False
-            if isinstance(memory, wasmtime.Memory):
-                self._size = memory.data_len(self.caller)
-                self._data = ctypes.addressof(memory.data_ptr(self.caller).contents) if self._size else 0
-            else:
-                self._size = 0
-        return self._size
-
-    @property
-    def data(self) -> int:
-        return self._data if self.size else 0
-
-    def inside(self, ptr: int, length: int) -> bool:
-        return 0 <= ptr and 0 <= length and ptr + length <= self.size
-
-    def read(self, ptr: int, length: int) -> bytes | None:
-        if not self.inside(ptr, length):
-            return None
-        return ctypes.string_at(self.data + ptr, length) if length else b""
-
-    def write(self, ptr: int, data: bytes) -> bool:
-        if not self.inside(ptr, len(data)):
-            return False
-        if data:
-            ctypes.memmove(self.data + ptr, data, len(data))
-        return True
-
-    def iovecs(self, iovs: int, count: int) -> list[tuple[int, int]] | int:
-        """The (ptr, len) list, each inside memory; or an errno."""
-        if count > IOV_MAX:
-            return EINVAL
-        raw = self.read(iovs, count * _IOVEC.size)
-        if raw is None:
-            return EFAULT
-        found = list(_IOVEC.iter_unpack(raw))
-        for ptr, length in found:
-            if not self.inside(ptr, length):
-                return EFAULT
-        return found
-
+from .wasi_call import (
+    BYTE_FUEL,
+    CLOCK_RESOLUTION_NS,
+    EBADF,
+    EFAULT,
+    EINVAL,
+    ENOTSUP,
+    ESPIPE,
+    EVENT,
+    EVENT_CLOCK,
+    EVENT_FD_READ,
+    EVENT_FD_WRITE,
+    EVENTRWFLAGS_HANGUP,
+    FDSTAT,
+    FILETYPE_UNKNOWN,
+    HOST_CALL_FUEL,
+    MAX_SUBSCRIPTIONS,
+    MODULE,
+    MONOTONIC,
+    PROCESS_CPUTIME,
+    RANDOM_BYTE_FUEL,
+    RANDOM_MAX_BYTES,
+    REALTIME,
+    RIGHT_FD_READ,
+    RIGHT_FD_WRITE,
+    SUBSCRIPTION,
+    SUBSCRIPTION_CLOCK_ABSTIME,
+    SUCCESS,
+    THREAD_CPUTIME,
+    U32,
+    U64,
+    HostView,
+    WasiCall,
+    u32,
+)
 
 Handler = Callable[..., Any]
-
-
-def _u(value: int) -> int:
-    return value & 0xFFFF_FFFF
 
 
 class BoundedWasi:
@@ -239,8 +124,8 @@ class BoundedWasi:
             ty = wasmtime.FuncType([kinds[p] for p in params], results)
             linker.define_func(MODULE, name, ty, handler, access_caller=True)
 
-    def _host(self, caller: wasmtime.Caller, cost: int = 0) -> _Host:
-        return _Host(caller, self._call(), HOST_CALL_FUEL + cost)
+    def _host(self, caller: wasmtime.Caller, cost: int = 0) -> HostView:
+        return HostView(caller, self._call(), HOST_CALL_FUEL + cost)
 
     def _functions(self) -> dict[str, tuple[str, Handler]]:
         """name -> (parameter kinds, i = i32 / I = i64, handler); every function returns an errno except
@@ -322,22 +207,22 @@ class BoundedWasi:
 
     def _zero_sizes(self, caller: wasmtime.Caller, count_ptr: int, size_ptr: int) -> int:
         host = self._host(caller)
-        zero = _U32.pack(0)
-        if not (host.write(_u(count_ptr), zero) and host.write(_u(size_ptr), zero)):
+        zero = U32.pack(0)
+        if not (host.write(u32(count_ptr), zero) and host.write(u32(size_ptr), zero)):
             return EFAULT
         return SUCCESS
 
     @staticmethod
-    def _is_stdio(host: _Host, fd: int) -> bool:
-        return _u(fd) in (0, 1, 2) and _u(fd) not in host.call.closed
+    def _is_stdio(host: HostView, fd: int) -> bool:
+        return u32(fd) in (0, 1, 2) and u32(fd) not in host.call.closed
 
     def _clock_res_get(self, caller: wasmtime.Caller, clock: int, ptr: int) -> int:
         host = self._host(caller)
-        if _u(clock) not in (REALTIME, MONOTONIC, PROCESS_CPUTIME, THREAD_CPUTIME):
+        if u32(clock) not in (REALTIME, MONOTONIC, PROCESS_CPUTIME, THREAD_CPUTIME):
             return EINVAL
-        return SUCCESS if host.write(_u(ptr), _U64.pack(CLOCK_RESOLUTION_NS)) else EFAULT
+        return SUCCESS if host.write(u32(ptr), U64.pack(CLOCK_RESOLUTION_NS)) else EFAULT
 
-    def _now(self, host: _Host, clock: int) -> int | None:
+    def _now(self, host: HostView, clock: int) -> int | None:
         if clock == REALTIME:
             return host.call.realtime_base_ns + host.virtual_ns()
         if clock in (MONOTONIC, PROCESS_CPUTIME, THREAD_CPUTIME):
@@ -346,25 +231,25 @@ class BoundedWasi:
 
     def _clock_time_get(self, caller: wasmtime.Caller, clock: int, _precision: int, ptr: int) -> int:
         host = self._host(caller)
-        now = self._now(host, _u(clock))
+        now = self._now(host, u32(clock))
         if now is None:
             return EINVAL
         now -= now % CLOCK_RESOLUTION_NS
-        return SUCCESS if host.write(_u(ptr), _U64.pack(now & 0xFFFF_FFFF_FFFF_FFFF)) else EFAULT
+        return SUCCESS if host.write(u32(ptr), U64.pack(now & 0xFFFF_FFFF_FFFF_FFFF)) else EFAULT
 
     def _fd_close(self, caller: wasmtime.Caller, fd: int) -> int:
         host = self._host(caller)
         if not self._is_stdio(host, fd):
             return EBADF
-        host.call.closed.add(_u(fd))
+        host.call.closed.add(u32(fd))
         return SUCCESS
 
     def _fd_fdstat_get(self, caller: wasmtime.Caller, fd: int, ptr: int) -> int:
         host = self._host(caller)
         if not self._is_stdio(host, fd):
             return EBADF
-        rights = RIGHT_FD_READ if _u(fd) == 0 else RIGHT_FD_WRITE
-        return SUCCESS if host.write(_u(ptr), _FDSTAT.pack(FILETYPE_UNKNOWN, 0, rights, 0)) else EFAULT
+        rights = RIGHT_FD_READ if u32(fd) == 0 else RIGHT_FD_WRITE
+        return SUCCESS if host.write(u32(ptr), FDSTAT.pack(FILETYPE_UNKNOWN, 0, rights, 0)) else EFAULT
 
     def _fd_seek(self, caller: wasmtime.Caller, fd: int, *_: int) -> int:
         host = self._host(caller)
@@ -372,56 +257,56 @@ class BoundedWasi:
 
     def _fd_read(self, caller: wasmtime.Caller, fd: int, iovs: int, count: int, nread_ptr: int) -> int:
         host = self._host(caller)
-        if not self._is_stdio(host, fd) or _u(fd) != 0:
+        if not self._is_stdio(host, fd) or u32(fd) != 0:
             return EBADF
-        found = host.iovecs(_u(iovs), _u(count))
+        found = host.iovecs(u32(iovs), u32(count))
         if isinstance(found, int):
             return found
-        return SUCCESS if host.write(_u(nread_ptr), _U32.pack(0)) else EFAULT  # stdin is empty: end of file
+        return SUCCESS if host.write(u32(nread_ptr), U32.pack(0)) else EFAULT  # stdin is empty: end of file
 
     def _fd_write(self, caller: wasmtime.Caller, fd: int, iovs: int, count: int, written_ptr: int) -> int:
         host = self._host(caller)
-        if not self._is_stdio(host, fd) or _u(fd) == 0:
+        if not self._is_stdio(host, fd) or u32(fd) == 0:
             return EBADF
-        found = host.iovecs(_u(iovs), _u(count))
+        found = host.iovecs(u32(iovs), u32(count))
         if isinstance(found, int):
             return found
         total = sum(length for _, length in found)
         if total > 0xFFFF_FFFF:
             return EINVAL  # nwritten is a u32
         host.charge(total * BYTE_FUEL)  # paid in full, copied only as far as the capture keeps
-        stream = host.call.stdout if _u(fd) == 1 else host.call.stderr
+        stream = host.call.stdout if u32(fd) == 1 else host.call.stderr
         for ptr, length in found:
             room = max(0, stream.limit - stream.kept)
             if room:
                 stream.write(ctypes.string_at(host.data + ptr, min(room, length)))
             stream.skip(length - min(room, length))
-        return SUCCESS if host.write(_u(written_ptr), _U32.pack(total)) else EFAULT
+        return SUCCESS if host.write(u32(written_ptr), U32.pack(total)) else EFAULT
 
     def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
-        length = _u(length)
+        length = u32(length)
         if length > RANDOM_MAX_BYTES:
             self._host(caller)
             return EINVAL
         host = self._host(caller, length * RANDOM_BYTE_FUEL)
-        if not host.inside(_u(buf), length):
+        if not host.inside(u32(buf), length):
             return EFAULT
-        host.write(_u(buf), os.urandom(length))
+        host.write(u32(buf), os.urandom(length))
         return SUCCESS
 
     def _proc_exit(self, caller: wasmtime.Caller, code: int) -> None:
         self._host(caller)
-        code = _u(code)
+        code = u32(code)
         raise ModuleTrap(f"module exited via proc_exit({code}) without answering", trap_code="exit", exit_code=code)
 
     def _poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int, nevents_ptr: int) -> int:
-        count = _u(count)
+        count = u32(count)
         if count == 0 or count > MAX_SUBSCRIPTIONS:
             self._host(caller)
             return EINVAL
         host = self._host(caller, count * 100)
-        raw = host.read(_u(in_ptr), count * _SUBSCRIPTION.size)
-        if raw is None or not host.inside(_u(out_ptr), count * _EVENT.size):
+        raw = host.read(u32(in_ptr), count * SUBSCRIPTION.size)
+        if raw is None or not host.inside(u32(out_ptr), count * EVENT.size):
             return EFAULT
         parsed = self._subscriptions(host, raw)
         if isinstance(parsed, int):
@@ -436,27 +321,27 @@ class BoundedWasi:
                 )
             host.call.slept_ns += sleep  # no real sleep: the virtual clock moves, the deadline counts it
             timers = [(due - sleep, userdata) for due, userdata in timers]
-        ready += [_EVENT.pack(userdata, SUCCESS, EVENT_CLOCK, 0, 0) for due, userdata in timers if due <= 0]
-        host.write(_u(out_ptr), b"".join(ready))
-        return SUCCESS if host.write(_u(nevents_ptr), _U32.pack(len(ready))) else EFAULT
+        ready += [EVENT.pack(userdata, SUCCESS, EVENT_CLOCK, 0, 0) for due, userdata in timers if due <= 0]
+        host.write(u32(out_ptr), b"".join(ready))
+        return SUCCESS if host.write(u32(nevents_ptr), U32.pack(len(ready))) else EFAULT
 
-    def _subscriptions(self, host: _Host, raw: bytes) -> tuple[list[bytes], list[tuple[int, int]]] | int:
+    def _subscriptions(self, host: HostView, raw: bytes) -> tuple[list[bytes], list[tuple[int, int]]] | int:
         """(events ready now, clock timers as (due in ns from now, userdata)), or EINVAL for an unknown tag."""
         ready: list[bytes] = []
         timers: list[tuple[int, int]] = []
-        for userdata, tag, clock_or_fd, timeout, _precision, flags in _SUBSCRIPTION.iter_unpack(raw):
+        for userdata, tag, clock_or_fd, timeout, _precision, flags in SUBSCRIPTION.iter_unpack(raw):
             if tag == EVENT_CLOCK:
                 now = self._now(host, clock_or_fd)
                 if now is None:
-                    ready.append(_EVENT.pack(userdata, EINVAL, EVENT_CLOCK, 0, 0))
+                    ready.append(EVENT.pack(userdata, EINVAL, EVENT_CLOCK, 0, 0))
                 else:
                     timers.append((max(0, timeout - now if flags & SUBSCRIPTION_CLOCK_ABSTIME else timeout), userdata))
             elif tag in (EVENT_FD_READ, EVENT_FD_WRITE):
                 fd = clock_or_fd
                 if not self._is_stdio(host, fd) or (fd == 0) != (tag == EVENT_FD_READ):
-                    ready.append(_EVENT.pack(userdata, EBADF, tag, 0, 0))
+                    ready.append(EVENT.pack(userdata, EBADF, tag, 0, 0))
                 else:  # stdout/stderr take any amount; stdin is at end of file
-                    ready.append(_EVENT.pack(userdata, SUCCESS, tag, 0, EVENTRWFLAGS_HANGUP if fd == 0 else 0))
+                    ready.append(EVENT.pack(userdata, SUCCESS, tag, 0, EVENTRWFLAGS_HANGUP if fd == 0 else 0))
             else:
                 return EINVAL
         return ready, timers
