@@ -20,8 +20,9 @@ from ...errors import ConfigError, ModuleRejected
 from ...spec import ModuleSpec
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
+from ..shared import ArtifactSource, shared_first
 from .traps import root_cause
-from .wit import WitWorld, load_world
+from .wit import WitWorld, find_world
 
 CALLABLE = (("string",), "string")  # func(string) -> string: what `ComponentRunner.call` passes and expects
 _CORE = b"\x00asm\x01\x00\x00\x00"  # magic + version 1, layer 0: a core module (components: 0d 00 01 00)
@@ -126,11 +127,17 @@ class ComponentLoader:
     """Loaded components of one Engine; `fetch(spec)` supplies a component's bytes."""
 
     def __init__(
-        self, *, engine: wasmtime.Engine, precompiled: PrecompiledCache, fetch: Callable[[ModuleSpec], bytes]
+        self,
+        *,
+        engine: wasmtime.Engine,
+        precompiled: PrecompiledCache,
+        fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.engine = engine
         self.precompiled = precompiled
         self.fetch = fetch
+        self.artifacts = artifacts
         self.loaded = Remembered(self._load)
 
     def _load(self, spec: ModuleSpec) -> LoadedComponent:
@@ -138,13 +145,20 @@ class ComponentLoader:
             raise ModuleRejected(f"module {spec.ref}: a component needs 'wit' and 'world' in its manifest entry")
         wasm = verified(spec, self.fetch(spec))
         try:
-            world = load_world(spec.wit, spec.world)
+            world = find_world(spec.wit, spec.world, where=f"the WIT of {spec.ref}")
         except ConfigError as exc:
             raise ModuleRejected(f"module {spec.ref}: {exc.message}") from None
+
+        def deserialize(data: bytes) -> wc.Component:
+            return wc.Component.deserialize(self.engine, data)
+
+        def compile() -> wc.Component:
+            return compile_component(self.engine, wasm, ref=spec.ref)
+
         component, _ = self.precompiled.load_or_compile(
             spec,
-            compile=lambda: compile_component(self.engine, wasm, ref=spec.ref),
-            deserialize=lambda data: wc.Component.deserialize(self.engine, data),
+            compile=shared_first(self.artifacts, spec, "component", compile=compile, deserialize=deserialize),
+            deserialize=deserialize,
             serialize=lambda compiled: bytes(compiled.serialize()),
         )
         return check_component(self.engine, component, ref=spec.ref, world=world, functions=list(spec.functions))

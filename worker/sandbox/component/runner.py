@@ -28,6 +28,7 @@ from ..backend import Requested, call_each
 from ..engine import EpochTicker
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
+from ..shared import ArtifactSource
 from ..validate import check_output_length, encode_input
 from .loader import ComponentLoader, LoadedComponent
 from .traps import CallFacts, classify_component_error, root_cause, trap_code_of
@@ -161,8 +162,9 @@ class ComponentBackend:
         ticker: EpochTicker,
         precompiled: PrecompiledCache,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
     ) -> None:
-        self.loader = ComponentLoader(engine=engine, precompiled=precompiled, fetch=fetch)
+        self.loader = ComponentLoader(engine=engine, precompiled=precompiled, fetch=fetch, artifacts=artifacts)
         self.runner = ComponentRunner(engine, ticker)
 
     def load(self, spec: ModuleSpec) -> None:

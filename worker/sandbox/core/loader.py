@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import wasmtime
 
 from ...errors import ModuleRejected
-from ...spec import ModuleSpec
+from ...spec import Capabilities, ModuleSpec
 from .. import capi
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
+from ..shared import ArtifactSource, shared_first
 from .abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
 
 ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
@@ -46,14 +47,16 @@ class CoreLoader:
         self,
         *,
         engine: wasmtime.Engine,
-        linker: wasmtime.Linker,
+        linker: Callable[[Capabilities], wasmtime.Linker],
         precompiled: PrecompiledCache,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.engine = engine
         self.linker = linker
         self.precompiled = precompiled
         self.fetch = fetch
+        self.artifacts = artifacts
         self.compiled = Remembered(self._load)
 
     def _load(self, spec: ModuleSpec) -> CompiledModule:
@@ -62,7 +65,7 @@ class CoreLoader:
         check_imports(spec, module)
         exports = check_exports(spec, module)
         try:
-            pre = self.linker.instantiate_pre(module)
+            pre = self.linker(spec.capabilities).instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise ModuleRejected(f"module {spec.ref} cannot be linked: {str(exc).splitlines()[0]}") from None
         return CompiledModule(
@@ -84,10 +87,13 @@ class CoreLoader:
                 msg = f"module {spec.ref} is not valid WebAssembly: {str(exc).splitlines()[0]}"
                 raise ModuleRejected(msg) from None
 
+        def deserialize(data: bytes) -> wasmtime.Module:
+            return wasmtime.Module.deserialize(self.engine, data)
+
         return self.precompiled.load_or_compile(
             spec,
-            compile=compile,
-            deserialize=lambda data: wasmtime.Module.deserialize(self.engine, data),
+            compile=shared_first(self.artifacts, spec, "module", compile=compile, deserialize=deserialize),
+            deserialize=deserialize,
             serialize=lambda module: bytes(module.serialize()),
         )
 

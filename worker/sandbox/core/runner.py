@@ -16,16 +16,17 @@ import wasmtime
 
 from ...config import Settings
 from ...errors import WasmqError
-from ...spec import MIB, FunctionSpec, Limits, ModuleSpec
+from ...spec import MIB, Capabilities, FunctionSpec, Limits, ModuleSpec
 from .. import capi
 from ..backend import Requested
 from ..engine import EpochTicker
 from ..guest import Guest, PublicStore
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
+from ..shared import ArtifactSource
 from ..traps import classify
 from ..validate import decode_output, encode_input
-from ..wasi import CapturedStream, denied_wasi
+from ..wasi import CapturedStream, denied_wasi, wasi_linker
 from .abi import ADAPTERS, call_batch
 from .loader import CompiledModule, CoreLoader
 
@@ -35,7 +36,7 @@ Body = Callable[[Guest], T]
 
 
 class CoreBackend:
-    """Runs core-module calls on the process's Engine and ticker; WASI linked with nothing granted."""
+    """Runs core-module calls on the process's Engine and ticker; WASI linked with only what is granted."""
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class CoreBackend:
         settings: Settings,
         precompiled: PrecompiledCache,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
         fast: bool = True,
     ) -> None:
         self.engine = engine
@@ -53,9 +55,18 @@ class CoreBackend:
         # The C-API hot path (worker/sandbox/capi.py) unless this wasmtime-py build does not match it.
         self.fast = fast and capi.AVAILABLE
         self._engine_address = capi.address(engine) if self.fast else 0
-        self.linker = wasmtime.Linker(engine)
-        self.linker.define_wasi()
-        self.loader = CoreLoader(engine=engine, linker=self.linker, precompiled=precompiled, fetch=fetch)
+        self._linkers: dict[tuple[bool, bool], wasmtime.Linker] = {}
+        self.loader = CoreLoader(
+            engine=engine, linker=self.linker, precompiled=precompiled, fetch=fetch, artifacts=artifacts
+        )
+
+    def linker(self, capabilities: Capabilities) -> wasmtime.Linker:
+        """The Linker for modules granted `capabilities` (one per combination of WASI grants, made once)."""
+        key = (capabilities.clock, capabilities.random)
+        linker = self._linkers.get(key)
+        if linker is None:
+            linker = self._linkers.setdefault(key, wasi_linker(self.engine, clock=key[0], random=key[1]))
+        return linker
 
     def compiled(self, spec: ModuleSpec) -> CompiledModule:
         return self.loader.compiled(spec)
@@ -81,7 +92,7 @@ class CoreBackend:
             raw = adapter(guest, fspec.name, data, lim.max_output_bytes, False)
             return decode_output(raw, max_bytes=lim.max_output_bytes)
 
-        output, usage, out, err = self._run(compiled, lim, body)
+        output, usage, out, err = self._run(compiled, lim, body, spec.capabilities)
         return CallResult(output=output, usage=usage, stdout=out, stderr=err)
 
     def call_many(
@@ -121,7 +132,7 @@ class CoreBackend:
         def body(guest: Guest) -> list[bytes]:
             return call_batch(guest, batch_export, [data for _, data in items], lim.max_output_bytes, False)
 
-        raws, usage, _, _ = self._run(compiled, chunk_limits, body)
+        raws, usage, _, _ = self._run(compiled, chunk_limits, body, compiled.spec.capabilities)
         n = len(raws)
         share = Usage(fuel=usage.fuel // n, wall_ms=usage.wall_ms / n, memory_bytes=usage.memory_bytes)
         out: list[CallResult | WasmqError] = []
@@ -132,8 +143,10 @@ class CoreBackend:
                 out.append(exc)
         return out
 
-    def _run(self, compiled: CompiledModule, lim: Limits, body: Body[T]) -> tuple[T, Usage, str, str]:
-        """Instantiate in a fresh store under `lim`, run `body`, and classify any failure."""
+    def _run(
+        self, compiled: CompiledModule, lim: Limits, body: Body[T], capabilities: Capabilities
+    ) -> tuple[T, Usage, str, str]:
+        """Instantiate in a fresh store under `lim` and the module's WASI grants, run `body`, classify failures."""
         store: capi.RawStore | PublicStore
         limits = {
             "memory_bytes": lim.memory_mb * MIB,
@@ -150,9 +163,9 @@ class CoreBackend:
         try:
             stdout = stderr = None
             if compiled.needs_wasi:
-                stdout = CapturedStream(self.settings.max_captured_output)
-                stderr = CapturedStream(self.settings.max_captured_output)
-                store.set_wasi(denied_wasi(stdout, stderr))
+                kept = min(capabilities.output_bytes, self.settings.max_captured_output)
+                stdout, stderr = CapturedStream(kept), CapturedStream(kept)
+                store.set_wasi(denied_wasi(stdout, stderr, capabilities))
             try:
                 if isinstance(store, capi.RawStore):
                     guest = store.instantiate(compiled.pre_address, compiled.signatures)
