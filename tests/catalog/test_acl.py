@@ -1,6 +1,8 @@
-"""Who may publish, against a real Redis 7 with ACL users configured as deploy/ documents: the `default` user
+"""Who may publish, against a real Redis 7 with ACL users configured as deploy/ documents: the `wasmq` user
 (what workers and producers hold) reads the registry and nothing more of it; only the `publisher` user
-writes it. A producer's credentials can neither publish nor yank, nor tamper with registry keys directly."""
+writes it. A producer's credentials can neither publish nor yank, nor tamper with registry keys directly.
+The `default` user keeps every permission: that is what lets the registry survive a restart (see
+test_registry_cluster and worker/keys.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support.network import RedisServer
+from tests.support.network import ADMIN_ACL, RedisServer
 from worker.catalog import ModuleCatalog
 from worker.catalog.publish import Publication, publish, yank
 from worker.config import Settings
@@ -20,19 +22,23 @@ from worker.sandbox import Sandbox
 
 from .test_registry import GREETING, seed_study
 
-USERS = {"default": ("producer-secret", REGISTRY_READER_ACL), "publisher": ("publisher-secret", REGISTRY_PUBLISHER_ACL)}
+USERS = {
+    "default": ("admin-secret", ADMIN_ACL),
+    "wasmq": ("producer-secret", REGISTRY_READER_ACL),
+    "publisher": ("publisher-secret", REGISTRY_PUBLISHER_ACL),
+}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
-    found = RedisServer(["127.0.0.1"], users=USERS)  # fails, never skips, on a Redis without ACL key selectors
+    found = RedisServer(["127.0.0.1"], users=USERS, appendonly=True)  # fails, never skips, without Redis 7
     yield found
     found.stop()
 
 
 @pytest.fixture
 def producer(server: RedisServer) -> Settings:
-    return Settings(redis_url=server.url(user="default"), manifests=(), cache_dir=None)
+    return Settings(redis_url=server.url(user="wasmq"), manifests=(), cache_dir=None)
 
 
 @pytest.fixture
@@ -44,6 +50,7 @@ def test_a_publisher_publishes_and_a_producer_reads(producer: Settings, publishe
     name = f"t-{uuid.uuid4().hex[:10]}"
     published = publish(publisher, GREETING, seed_study(name))
     assert published.added and published.entry.published_by.startswith("publisher (")
+    assert published.artifact_shared
     catalog = ModuleCatalog.from_settings(producer)
     try:
         with Sandbox(catalog, settings=producer) as sandbox:  # reads the entry and fetches the blob
@@ -86,3 +93,19 @@ def test_a_producers_credentials_cannot_touch_registry_keys(producer: Settings, 
     with redis.Redis.from_url(publisher.publisher) as w:
         with pytest.raises(redis.exceptions.NoPermissionError):
             w.set("wasmq:any-other-key", "2")  # a publisher writes the registry only
+
+
+def test_the_registry_survives_a_restart_with_these_users(
+    server: RedisServer, producer: Settings, publisher: Settings
+) -> None:
+    """Redis replays the MULTI/EXEC blocks of its append-only file (our entry script among them) as the
+    `default` user: were that user the restricted one, every publication would vanish on restart."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    publish(publisher, GREETING, seed_study(name))
+    server.restart()
+    catalog = ModuleCatalog.from_settings(producer)
+    try:
+        assert catalog.resolve(name).version == "1.0.0"
+        assert catalog.wasm(catalog.resolve(name)) == GREETING.read_bytes()
+    finally:
+        catalog.close()

@@ -26,6 +26,9 @@ import redis
 
 from worker.devtools.embedded_redis import find_redis_server, free_port
 
+# The `default` user of a Redis with ACL users: every permission (see worker/keys.py on why it must keep them).
+ADMIN_ACL = "resetkeys ~* resetchannels &* +@all"
+
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], check=False, capture_output=True, text=True, timeout=10)
@@ -123,8 +126,8 @@ def namespaced_network(nodes: int) -> Network:
 class RedisServer:
     """A throwaway redis-server bound to the given addresses (EmbeddedRedis binds 127.0.0.1 only).
 
-    `users` maps a Redis user to (password, ACL rules), `default` included; `appendonly` keeps an AOF (fsync
-    always), so that `restart()` brings back every acknowledged write."""
+    `users` maps a Redis user to (password, ACL rules), `default` included (the URL of `start`'s readiness
+    check); `appendonly` keeps an AOF (fsync always), so that `restart()` brings back every acknowledged write."""
 
     def __init__(
         self, binds: list[str], *, appendonly: bool = False, users: dict[str, tuple[str, str]] | None = None

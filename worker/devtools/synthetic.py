@@ -46,3 +46,16 @@ def costly_greeter(functions: int, ops: int) -> bytes:
         f'  (func (export "extra_{i}") (param i32) (result i32) {body} (local.get 0))' for i in range(functions)
     )
     return wasmtime.wat2wasm(text[:-1] + "\n" + extra + "\n)")
+
+
+def slow_greeter(spins: int) -> bytes:
+    """The greeter spinning `spins` loop iterations (about 5 fuel each) before it answers: a job that is
+    surely still running a moment after it started."""
+    text = GREETER_WAT.read_text(encoding="utf-8")
+    head = "(local $out i32) (local $n i32)"
+    assert head in text
+    spin = (
+        f"{head} (local $spin i32)\n    (loop $again (local.set $spin (i32.add (local.get $spin) (i32.const 1)))"
+        f" (br_if $again (i32.lt_u (local.get $spin) (i32.const {spins}))))"
+    )
+    return wasmtime.wat2wasm(text.replace(head, spin, 1))
