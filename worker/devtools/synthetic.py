@@ -25,7 +25,7 @@ def _leb128(value: int) -> bytes:
 
 
 def greeter() -> bytes:
-    return wasmtime.wat2wasm(GREETER_WAT.read_text(encoding="utf-8"))
+    return bytes(wasmtime.wat2wasm(GREETER_WAT.read_text(encoding="utf-8")))
 
 
 def padded_greeter(pad_bytes: int, *, label: str = "padding") -> bytes:
@@ -45,7 +45,7 @@ def costly_greeter(functions: int, ops: int) -> bytes:
     extra = "\n".join(
         f'  (func (export "extra_{i}") (param i32) (result i32) {body} (local.get 0))' for i in range(functions)
     )
-    return wasmtime.wat2wasm(text[:-1] + "\n" + extra + "\n)")
+    return bytes(wasmtime.wat2wasm(text[:-1] + "\n" + extra + "\n)"))
 
 
 def slow_greeter(spins: int) -> bytes:
@@ -58,4 +58,4 @@ def slow_greeter(spins: int) -> bytes:
         f"{head} (local $spin i32)\n    (loop $again (local.set $spin (i32.add (local.get $spin) (i32.const 1)))"
         f" (br_if $again (i32.lt_u (local.get $spin) (i32.const {spins}))))"
     )
-    return wasmtime.wat2wasm(text.replace(head, spin, 1))
+    return bytes(wasmtime.wat2wasm(text.replace(head, spin, 1)))
