@@ -47,8 +47,9 @@ REGISTRY_CHUNK_BYTES = 1024 * 1024  # blobs and artifacts are stored in pieces o
 # ACL rules (after `ACL SETUSER <user> on >password`) of the two roles. Workers and producers: read the
 # registry, anything else on every other key, no @dangerous command (FLUSHALL, SWAPDB, KEYS, CONFIG, ...).
 # Publishers: the registry keys and its channel only. Both are named users: the `default` user must keep every
-# permission (and a password of its own), because Redis before 7.2.12/7.4.7/8.x replays the MULTI/EXEC blocks of
-# its append-only file as the default user and silently drops those it would not allow (redis/redis#14541).
+# permission (and a password of its own), because Redis (7.0.15 here; fixed upstream by redis/redis#14545)
+# replays the MULTI/EXEC blocks of its append-only file as the default user and silently drops those that user
+# may not run: with a restricted default user, a restart loses every publication (redis/redis#14541).
 REGISTRY_READER_ACL = f"resetkeys ~[^{{]* %R~{REGISTRY_PREFIX}* resetchannels &* +@all -@dangerous"
 REGISTRY_PUBLISHER_ACL = f"resetkeys ~{REGISTRY_PREFIX}* resetchannels &{REGISTRY_PREFIX}* +@all -@dangerous"
 
