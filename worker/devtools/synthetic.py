@@ -28,6 +28,13 @@ def greeter() -> bytes:
     return bytes(wasmtime.wat2wasm(GREETER_WAT.read_text(encoding="utf-8")))
 
 
+def labelled(wasm: bytes, label: str) -> bytes:
+    """`wasm` with a small custom section naming `label`: the same code under another sha256."""
+    name = b"wasmq-label"
+    payload = _leb128(len(name)) + name + label.encode()
+    return wasm + b"\x00" + _leb128(len(payload)) + payload
+
+
 def padded_greeter(pad_bytes: int, *, label: str = "padding") -> bytes:
     """The greeter with a custom section of `pad_bytes` bytes appended (its content varies with `label`)."""
     name = label.encode()
