@@ -260,3 +260,23 @@ def test_the_spec_records_the_publication(settings: Settings, catalog: ModuleCat
     assert listed.entry is not None and listed.entry.size == GREETING.stat().st_size
     assert listed.entry.published_by.startswith("default (") and listed.entry.published_at.endswith("Z")
     assert replace(listed.spec, path=None) == spec
+
+
+def test_while_the_registry_is_down_cached_and_seeded_modules_are_served(tmp_path: Path) -> None:
+    from worker.devtools.embedded_redis import EmbeddedRedis
+    from worker.errors import RegistryUnavailable
+
+    with EmbeddedRedis() as server:
+        settings = Settings(redis_url=server.url, manifests=(GREETING_MANIFEST,), cache_dir=None, registry_poll_s=60)
+        publish(settings, GREETING, seed_study("cached"))
+        catalog = ModuleCatalog.from_settings(settings)
+        try:
+            assert catalog.resolve("cached").version == "1.0.0"
+            server.kill()
+            assert catalog.resolve("cached").version == "1.0.0", "cached: entries are immutable"
+            assert catalog.resolve("greeting").path is not None, "the seed still serves"
+            with pytest.raises(RegistryUnavailable, match="unreachable") as info:
+                catalog.resolve("never-seen")
+            assert info.value.retryable
+        finally:
+            catalog.close()

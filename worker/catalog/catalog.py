@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import ModuleNotFound, ModuleRejected, RegistryUnavailable, WasmqError
 from ..spec import MIB, ModuleSpec, version_key
 from .artifacts import SharedArtifacts
-from .entry import differences
+from .entry import differences, valid_name
 from .registry import Entry, Registry, Stored
 from .seeds import RELOAD_CHECK_S, Seeds
 from .watch import EVERYTHING, ChangeWatch
@@ -97,6 +97,8 @@ class ModuleCatalog:
         if not isinstance(ref, str) or not ref:
             raise ModuleNotFound(f"module reference must be a non-empty string, not {ref!r:.80}")
         name, at, version = ref.partition("@")
+        if not valid_name(name):  # no module has such a name: not worth asking Redis about
+            raise ModuleNotFound(f"no module named {name!r:.200}: a name is letters, digits, '.', '_' or '-'")
         stored = self._stored(name, version if at else None)
         seeds = self.seeds.versions(name)
         if at:
@@ -198,9 +200,12 @@ class ModuleCatalog:
 
     def listing(self, name: str | None = None) -> list[Listed]:
         """Every version (yanked and conflicting ones too, with the reason), newest first per name."""
-        everything = self.registry.everything() if self.registry is not None else {}
-        if name is not None:
-            everything = {name: everything.get(name, {})}
+        if self.registry is None:
+            everything: dict[str, dict[str, Stored]] = {}
+        elif name is not None:
+            everything = {name: self.registry.versions(name)}
+        else:
+            everything = self.registry.everything()
         names = sorted(set(everything) | ({name} if name else set(self.seeds.names())))
         out: list[Listed] = []
         for n in names:

@@ -21,6 +21,10 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
 def check_ref(name: Any, version: Any, where: str) -> None:
     """Names and versions are plain words (they become Redis keys and `name@version` references)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):

@@ -48,9 +48,9 @@ class ChangeWatch:
             changed = self._drain()
             if changed is not EVERYTHING and now >= self._next_poll:
                 self._next_poll = now + self.poll_s
-                if self.registry.revision() != self._rev:
-                    changed = EVERYTHING
-                    self._rev = self.registry.revision()
+                revision = self.registry.revision()
+                if revision != self._rev:
+                    changed, self._rev = EVERYTHING, revision
             return changed
         except WasmqError as exc:  # unreachable, or not allowed to subscribe: the poll keeps working
             log.warning("registry change notices interrupted, will look again in %.1f s: %s", self.poll_s, exc)
