@@ -121,7 +121,7 @@ class Capabilities:
     def granted(self) -> list[str]:
         """What this grants, in words (`wasmq modules show`); empty when nothing is granted."""
         out = [flag for flag in ALLOWABLE if getattr(self, flag)]
-        out += [f"env {key}" for key, _ in self.env]
+        out += [f"env {key}={value if len(value) <= 40 else value[:37] + '...'}" for key, value in self.env]
         if self.output_bytes:
             out.append(f"output {self.output_bytes} bytes")
         return out

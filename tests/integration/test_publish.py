@@ -88,7 +88,7 @@ def publish_and_show(name: str, env: dict[str, str]) -> None:
     assert shown["batch"] == {"greet": "greet_many"} and shown["origin"] == "registry"
     assert shown["capabilities"] == {"clock": True, "random": False, "env": {"LANG": "fr"}, "output_bytes": 0}
     text = wasmq("modules", "show", f"{name}@1.0.0", env=env).stdout
-    assert "clock, env LANG" in text and "published_by" in text
+    assert "clock, env LANG=fr" in text and "published_by" in text
 
 
 def serve_pin_and_yank(name: str, env: dict[str, str], client: Client) -> None:

@@ -104,4 +104,5 @@ def test_capabilities_round_trip_and_say_what_they_grant() -> None:
     assert Capabilities.parse(caps.to_dict(), "test") == replace(caps, env=(("A", "1"), ("B", "2")))
     assert Capabilities.parse(None, "test") == NOTHING
     assert NOTHING.granted() == []
-    assert caps.granted() == ["clock", "env B", "env A", "output 100 bytes"]
+    assert caps.granted() == ["clock", "env B=2", "env A=1", "output 100 bytes"]
+    assert Capabilities(env=(("K", "v" * 50),)).granted() == [f"env K={'v' * 37}..."]
