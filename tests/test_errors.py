@@ -27,6 +27,8 @@ from worker.errors import (
     ModuleTrap,
     NotRequeueable,
     PublishConflict,
+    PublishDenied,
+    RegistryUnavailable,
     ResultsMissing,
     UsageError,
     WasmqError,
@@ -34,7 +36,14 @@ from worker.errors import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RETRYABLE: set[type[WasmqError]] = {DeadlineExceeded, WorkerLost, BrokerUnavailable, JobTimeout, ResultsMissing}
+RETRYABLE: set[type[WasmqError]] = {
+    DeadlineExceeded,
+    WorkerLost,
+    BrokerUnavailable,
+    JobTimeout,
+    ResultsMissing,
+    RegistryUnavailable,
+}
 NOT_RETRYABLE: set[type[WasmqError]] = {
     ModuleNotFound,
     ModuleRejected,
@@ -46,6 +55,7 @@ NOT_RETRYABLE: set[type[WasmqError]] = {
     JobFailed,
     ConfigError,
     PublishConflict,
+    PublishDenied,
     NotRequeueable,
     MalformedMessage,
     UsageError,

@@ -28,6 +28,8 @@ TEXT_VARS = (
     ("WASMQ_REDIS_URL", "redis_url"),
     ("WASMQ_BROKER_URL", "broker_url"),
     ("WASMQ_RESULT_URL", "result_url"),
+    ("WASMQ_REGISTRY_URL", "registry_url"),
+    ("WASMQ_PUBLISHER_URL", "publisher_url"),
     ("WASMQ_QUEUE", "queue"),
     ("WASMQ_LOG_FORMAT", "log_format"),
     ("WASMQ_METRICS_HOST", "metrics_host"),
@@ -44,6 +46,7 @@ INT_VARS = (
     ("WASMQ_MAX_WORKER_LOST_RETRIES", "max_worker_lost_retries"),
     ("WASMQ_MAX_CAPTURED_OUTPUT", "max_captured_output"),
     ("WASMQ_METRICS_PORT", "metrics_port"),
+    ("WASMQ_MAX_MODULE_MB", "max_module_mb"),
     ("WASMQ_COMPILE_MEMORY_MB", "compile_memory_mb"),
 )
 FLOAT_VARS = (
@@ -54,7 +57,13 @@ FLOAT_VARS = (
     ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
     ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
     ("WASMQ_COMPILE_TIMEOUT_S", "compile_timeout_s"),
+    ("WASMQ_REGISTRY_POLL_S", "registry_poll_s"),
 )
+BOOL_VARS = (
+    ("WASMQ_TASK_EVENTS", "task_events"),
+    ("WASMQ_SHARED_ARTIFACTS", "shared_artifacts"),
+)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +73,16 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     broker_url: str | None = None  # defaults to redis_url
     result_url: str | None = None  # defaults to redis_url
-    manifests: tuple[Path, ...] = (DEFAULT_MANIFEST,)
+    # The shared module registry: the result backend's Redis unless given. Writing to it (publish, yank) uses
+    # `publisher_url`, whose credentials are a publisher's (a Redis ACL user that workers and producers lack).
+    registry_url: str | None = None
+    publisher_url: str | None = None  # defaults to the registry's URL (enough where Redis has no ACL users)
+    registry_poll_s: float = 1.0  # how often a process checks the registry's revision (behind pushed notices)
+    max_module_mb: int = 64  # a module larger than this is refused at publish, and never fetched
+    # Workers may load precompiled artifacts that the publisher stored in the registry (native code, trusted
+    # because only a publisher can write registry keys) instead of compiling; off: every host compiles.
+    shared_artifacts: bool = False
+    manifests: tuple[Path, ...] = (DEFAULT_MANIFEST,)  # read-only seed manifests; () for none
     cache_dir: Path | None = field(default_factory=_default_cache_dir)  # None: no precompiled cache
     epoch_tick_ms: int = 5
     prefetch: int = 1
@@ -103,6 +121,14 @@ class Settings:
     def backend(self) -> str:
         return self.result_url or self.redis_url
 
+    @property
+    def registry(self) -> str:
+        return self.registry_url or self.backend
+
+    @property
+    def publisher(self) -> str:
+        return self.publisher_url or self.registry
+
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests, CLI flags)."""
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -121,12 +147,13 @@ class Settings:
         for var, name in FLOAT_VARS:
             if env.get(var):
                 kw[name] = _positive_float(var, env[var])
-        if env.get("WASMQ_TASK_EVENTS"):
-            flag = env["WASMQ_TASK_EVENTS"].strip().lower()
-            if flag not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
-                raise ConfigError(f"WASMQ_TASK_EVENTS must be 1 or 0, not {env['WASMQ_TASK_EVENTS']!r}")
-            kw["task_events"] = flag in ("1", "true", "yes", "on")
-        if env.get("WASMQ_MANIFEST"):
+        for var, name in BOOL_VARS:
+            if env.get(var):
+                flag = env[var].strip().lower()
+                if flag not in (*_TRUE, *_FALSE):
+                    raise ConfigError(f"{var} must be 1 or 0, not {env[var]!r}")
+                kw[name] = flag in _TRUE
+        if "WASMQ_MANIFEST" in env:  # set but empty: no seed manifest at all (everything from the registry)
             kw["manifests"] = tuple(Path(p) for p in env["WASMQ_MANIFEST"].split(os.pathsep) if p)
         if "WASMQ_CACHE_DIR" in env:
             kw["cache_dir"] = Path(env["WASMQ_CACHE_DIR"]) if env["WASMQ_CACHE_DIR"] else None
@@ -142,7 +169,7 @@ class Settings:
             for var, name in (*TEXT_VARS, *INT_VARS, *FLOAT_VARS)
             if getattr(self, name) is not None
         }
-        env["WASMQ_TASK_EVENTS"] = "1" if self.task_events else "0"
+        env.update({var: "1" if getattr(self, name) else "0" for var, name in BOOL_VARS})
         env["WASMQ_MANIFEST"] = os.pathsep.join(str(p) for p in self.manifests)
         env["WASMQ_CACHE_DIR"] = "" if self.cache_dir is None else str(self.cache_dir)
         return env
@@ -153,8 +180,6 @@ class Settings:
             raise ConfigError(f"WASMQ_LOG_FORMAT must be auto, json or console, not {self.log_format!r}")
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise ConfigError(f"WASMQ_METRICS_PORT must be a TCP port (1-65535), not {self.metrics_port}")
-        if not self.manifests:
-            raise ConfigError("WASMQ_MANIFEST names no manifest file")
         if self.task_time_limit_s + self.time_limit_margin_s >= self.visibility_timeout_s:
             raise ConfigError(
                 f"WASMQ_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed the task hard time limit "

@@ -143,6 +143,19 @@ class PublishConflict(WasmqError):
     type = "PublishConflict"
 
 
+class PublishDenied(WasmqError):
+    """The registry refused a write: the credential used is not a publisher's (see WASMQ_PUBLISHER_URL)."""
+
+    type = "PublishDenied"
+
+
+class RegistryUnavailable(WasmqError):
+    """The module registry cannot be reached, and nothing cached or seeded names the module."""
+
+    type = "RegistryUnavailable"
+    retryable = True
+
+
 class NotRequeueable(WasmqError):
     """A dead letter holds no complete task message (malformed or truncated), so it cannot be sent again."""
 
@@ -185,6 +198,8 @@ ERROR_TYPES: dict[str, type[WasmqError]] = {
         JobTimeout,
         ResultsMissing,
         PublishConflict,
+        PublishDenied,
+        RegistryUnavailable,
         NotRequeueable,
         MalformedMessage,
         UsageError,

@@ -31,3 +31,44 @@ def stats_total_key(queue: str) -> str:
 def stats_slot_key(queue: str, slot: int) -> str:
     """Hash: counter field -> count within one `STATS_SLOT_S` slot (slot = unix time // STATS_SLOT_S)."""
     return f"{KEY_PREFIX}{queue}:stats:slot:{slot}"
+
+
+# -- the shared module registry (worker/catalog/registry.py) ----------------------------------------------
+# Every registry key starts with "{", and no other wasmq or Celery key does: so one ACL key pattern,
+# `~[^{]*`, gives workers and producers write access to everything except the registry, which they may only
+# read (`REGISTRY_READER_ACL`). The braces are a Redis Cluster hash tag too: all registry keys share a slot,
+# so an upload can be renamed into place atomically.
+REGISTRY_PREFIX = "{wasmq-registry}:"
+REGISTRY_NAMES = f"{REGISTRY_PREFIX}names"  # set: every module name with at least one entry
+REGISTRY_REV = f"{REGISTRY_PREFIX}rev"  # counter: +1 on every publication and yank
+REGISTRY_CHANNEL = f"{REGISTRY_PREFIX}changes"  # pub/sub: one JSON notice {rev, name, version, action} per change
+REGISTRY_CHUNK_BYTES = 1024 * 1024  # blobs and artifacts are stored in pieces of this size
+
+# ACL rules (after `ACL SETUSER <user> on >password`) of the two roles. Workers and producers: read the
+# registry, anything else on every other key, no @dangerous command (FLUSHALL, SWAPDB, KEYS, CONFIG, ...).
+# Publishers: the registry keys and its channel only. Both are named users: the `default` user must keep every
+# permission (and a password of its own), because Redis (7.0.15 here; fixed upstream by redis/redis#14545)
+# replays the MULTI/EXEC blocks of its append-only file as the default user and silently drops those that user
+# may not run: with a restricted default user, a restart loses every publication (redis/redis#14541).
+REGISTRY_READER_ACL = f"resetkeys ~[^{{]* %R~{REGISTRY_PREFIX}* resetchannels &* +@all -@dangerous"
+REGISTRY_PUBLISHER_ACL = f"resetkeys ~{REGISTRY_PREFIX}* resetchannels &{REGISTRY_PREFIX}* +@all -@dangerous"
+
+
+def registry_module_key(name: str) -> str:
+    """Hash: version -> JSON entry (sha256, functions and ABIs, limits, capabilities, publisher, yank)."""
+    return f"{REGISTRY_PREFIX}module:{name}"
+
+
+def registry_blob_key(sha256: str) -> str:
+    """Hash: `size`, `chunks` and the chunks `0` .. `chunks - 1` of one module's bytes, stored once per content."""
+    return f"{REGISTRY_PREFIX}blob:{sha256}"
+
+
+def registry_artifact_key(fingerprint_tag: str, kind: str, sha256: str) -> str:
+    """Hash, as a blob plus `sha256` of the artifact: one module's precompiled artifact for one engine."""
+    return f"{REGISTRY_PREFIX}artifact:{fingerprint_tag}:{kind}:{sha256}"
+
+
+def registry_upload_key(token: str) -> str:
+    """Hash being written by one publisher (it expires if the upload is abandoned), renamed into place when done."""
+    return f"{REGISTRY_PREFIX}upload:{token}"

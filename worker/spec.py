@@ -1,6 +1,6 @@
-"""What a module version is: its ABI, functions and limits. Plain data shared by every layer.
+"""What a module version is: its ABI, functions, limits and capabilities. Plain data shared by every layer.
 
-The catalog builds these (from manifests, later from the shared registry), the sandbox runs them, producers
+The catalog builds these (from seed manifests and the shared registry), the sandbox runs them, producers
 check requests against them; none of those needs to know where a spec came from.
 """
 
@@ -73,6 +73,79 @@ def _valid_limit(key: str, value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= (0 if key == "max_retries" else 1)
 
 
+ALLOWABLE = ("clock", "random")  # the capabilities `--allow` names; env and output size have options of their own
+MAX_ENV_BYTES = 32 * 1024  # all environment variables of one publication together
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What a module version may do beyond computing on its input, each off unless its publication grants it.
+
+    Enforced by the sandbox on every host (worker/sandbox/wasi.py): a WASI function that is not granted
+    answers `notcapable`, the environment is exactly `env`, and stdout/stderr keep `output_bytes` per stream
+    and call (never more than the worker's WASMQ_MAX_CAPTURED_OUTPUT), the rest counted and dropped.
+    """
+
+    clock: bool = False  # WASI clocks (clock_time_get, clock_res_get) and poll_oneoff, the way to sleep
+    random: bool = False  # WASI random_get
+    env: tuple[tuple[str, str], ...] = ()  # environment variables, fixed in the publication
+    output_bytes: int = 0  # captured stdout/stderr per stream and call; 0: dropped
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> Capabilities:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: capabilities must be an object")
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown capabilities {sorted(unknown)}; known: {[f.name for f in fields(cls)]}"
+            )
+        for flag in ALLOWABLE:
+            if not isinstance(raw.get(flag, False), bool):
+                raise ConfigError(f"{where}: capability {flag} must be true or false, not {raw[flag]!r}")
+        output = raw.get("output_bytes", 0)
+        if not isinstance(output, int) or isinstance(output, bool) or output < 0:
+            raise ConfigError(f"{where}: capability output_bytes must be a whole number of bytes, not {output!r}")
+        env = raw.get("env") or {}
+        if not isinstance(env, dict):
+            raise ConfigError(f"{where}: capability env must map names to values")
+        return cls(
+            clock=raw.get("clock", False),
+            random=raw.get("random", False),
+            env=check_env(env.items(), where),
+            output_bytes=output,
+        )
+
+    def granted(self) -> list[str]:
+        """What this grants, in words (`wasmq modules show`); empty when nothing is granted."""
+        out = [flag for flag in ALLOWABLE if getattr(self, flag)]
+        out += [f"env {key}={value if len(value) <= 40 else value[:37] + '...'}" for key, value in self.env]
+        if self.output_bytes:
+            out.append(f"output {self.output_bytes} bytes")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clock": self.clock, "random": self.random, "env": dict(self.env), "output_bytes": self.output_bytes}
+
+
+def check_env(pairs: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """Environment variables for a publication: text names without `=` or NUL, text values without NUL."""
+    out: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise ConfigError(f"{where}: environment variable name {key!r} must be text without '=' or NUL")
+        if not isinstance(value, str) or "\0" in value:
+            raise ConfigError(f"{where}: environment variable {key} must have a text value without NUL")
+        out.append((key, value))
+    if len({k for k, _ in out}) != len(out):
+        raise ConfigError(f"{where}: an environment variable is given twice")
+    if sum(len(k.encode()) + len(v.encode()) + 2 for k, v in out) > MAX_ENV_BYTES:
+        raise ConfigError(f"{where}: the environment variables add up to more than {MAX_ENV_BYTES} bytes")
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True, kw_only=True)
 class FunctionSpec:
     """One callable export: its ABI and, optionally, the export that takes a framed batch."""
@@ -88,13 +161,14 @@ class ModuleSpec:
 
     name: str
     version: str
-    path: Path
     sha256: str
-    abi: str
+    abi: str  # the default ABI of its functions (`component` for a component: then all its functions are)
     functions: dict[str, FunctionSpec]
+    path: Path | None = None  # a seed manifest's file; None: the bytes are in the registry, by sha256
     limits: Limits = field(default_factory=Limits)
+    capabilities: Capabilities = field(default_factory=Capabilities)
     description: str = ""
-    wit: Path | None = None  # component ABI: the WIT file and the world the component must implement
+    wit: str | None = None  # component ABI: the WIT text and the world the component must implement
     world: str | None = None
 
     @property

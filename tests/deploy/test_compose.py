@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import yaml
 
 from worker.catalog import ModuleCatalog
 from worker.config import DEFAULT_MANIFEST, Settings
+
+from .redis_users import check_users
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -102,7 +105,9 @@ def test_the_worker_service_can_be_scaled(compose: dict[str, Any]) -> None:
     assert "ports" not in worker
     assert "replicas" not in worker.get("deploy", {})
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert worker["environment"]["WASMQ_REDIS_URL"].startswith("redis://redis:")
+    assert re.fullmatch(
+        r"redis://wasmq:\$\{WASMQ_REDIS_PASSWORD:\?[^}]*\}@redis:6379/0", worker["environment"]["WASMQ_REDIS_URL"]
+    )
     assert "healthcheck" not in worker or not worker["healthcheck"].get("disable"), "the image's healthcheck is kept"
 
 
@@ -141,3 +146,17 @@ def test_flower_and_worker_run_the_same_app(compose: dict[str, Any]) -> None:
     assert services["flower"]["build"] == services["worker"]["build"]
     assert services["flower"]["environment"]["WASMQ_REDIS_URL"] == services["worker"]["environment"]["WASMQ_REDIS_URL"]
     assert "worker.app" in services["flower"]["command"]
+
+
+def test_redis_users_and_who_holds_the_publisher_credential(compose: dict[str, Any]) -> None:
+    """`wasmq` (workers, Flower, producers) reads the registry; only the publish tool has the publisher's
+    password; the default user keeps every permission (what lets the AOF restore the registry)."""
+    services = compose["services"]
+    passwords = check_users(services["redis"]["command"], reader="wasmq")
+    assert passwords["publisher"] == ">${WASMQ_PUBLISHER_PASSWORD:?set WASMQ_PUBLISHER_PASSWORD (see deploy/README.md)}"
+    holders = sorted(name for name, service in services.items() if "WASMQ_PUBLISHER_PASSWORD" in json.dumps(service))
+    assert holders == ["publish", "redis"]
+    publish = services["publish"]
+    assert publish["profiles"] == ["tools"] and publish["entrypoint"] == ["wasmq", "modules"]
+    assert publish["environment"]["WASMQ_PUBLISHER_URL"].startswith("redis://publisher:${WASMQ_PUBLISHER_PASSWORD")
+    assert "REDISCLI_AUTH" in services["redis"]["environment"], "the healthcheck's ping needs a user"

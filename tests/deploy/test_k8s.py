@@ -19,6 +19,8 @@ from worker.catalog import ModuleCatalog
 from worker.config import DEFAULT_MANIFEST, Settings
 from worker.queue.app import make_app
 
+from .redis_users import check_users
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -148,10 +150,12 @@ def test_keda_scales_the_worker_deployment_on_the_celery_queue() -> None:
     assert host in {service["metadata"]["name"], f"{service['metadata']['name']}.wasmq.svc.cluster.local"}
     assert int(port) == service["spec"]["ports"][0]["port"]
     auth = find("TriggerAuthentication", trigger["authenticationRef"]["name"])
-    (ref,) = auth["spec"]["secretTargetRef"]
-    env = {e["name"]: e for e in worker_container()["env"]}
-    secret = env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
-    assert (ref["parameter"], ref["name"], ref["key"]) == ("password", secret["name"], secret["key"])
+    refs = {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in worker_container()["env"] if "valueFrom" in e}
+    assert refs == {  # KEDA reads the queue length as the workers' Redis user
+        "username": (env["REDIS_USERNAME"]["name"], env["REDIS_USERNAME"]["key"]),
+        "password": (env["REDIS_PASSWORD"]["name"], env["REDIS_PASSWORD"]["key"]),
+    }
 
 
 def test_worker_has_resources_probes_and_runs_unprivileged() -> None:
@@ -240,3 +244,43 @@ def test_network_policies_select_existing_pods() -> None:
         t["podSelector"]["matchLabels"] for rule in worker_policy["egress"] for t in rule["to"] if "podSelector" in t
     ]
     assert any(sel.items() <= redis_labels.items() for sel in egress_to)
+
+
+PUBLISH_JOB = K8S / "publish" / "publish-job.yaml"
+
+
+def secret_refs(container: Doc) -> dict[str, tuple[str, str]]:
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container.get("env", []) if "valueFrom" in e}  # fmt: skip
+
+
+def test_redis_users_and_who_holds_which_secret() -> None:
+    """Redis defines the three users with the code's rules; workers hold the `wasmq` user's Secret and never
+    the publisher's; the publish Job holds the publisher's and never the admin's."""
+    redis = find("StatefulSet", "wasmq-redis")["spec"]["template"]["spec"]["containers"][0]
+    passwords = check_users(redis["args"], reader="$(REDIS_USERNAME)")
+    refs = secret_refs(redis)
+    assert passwords == {"default": ">$(REDIS_ADMIN_PASSWORD)", "$(REDIS_USERNAME)": ">$(REDIS_PASSWORD)",
+                         "publisher": ">$(PUBLISHER_PASSWORD)"}  # fmt: skip
+    assert refs["REDIS_ADMIN_PASSWORD"] == refs["REDISCLI_AUTH"] == ("wasmq-redis-admin", "password")
+    assert refs["PUBLISHER_PASSWORD"] == ("wasmq-publisher", "password")
+    worker = secret_refs(worker_container())
+    assert set(worker.values()) == {("wasmq-redis", "username"), ("wasmq-redis", "password")}
+    assert refs["REDIS_USERNAME"] == worker["REDIS_USERNAME"] and refs["REDIS_PASSWORD"] == worker["REDIS_PASSWORD"]
+    url = next(e["value"] for e in worker_container()["env"] if e["name"] == "WASMQ_REDIS_URL")
+    assert url.startswith("redis://$(REDIS_USERNAME):$(REDIS_PASSWORD)@")
+    (job,) = [d for d in yaml.safe_load_all(PUBLISH_JOB.read_text()) if d]
+    publisher = job["spec"]["template"]["spec"]["containers"][0]
+    held = set(secret_refs(publisher).values())
+    assert ("wasmq-publisher", "password") in held and not any(name == "wasmq-redis-admin" for name, _ in held)
+    env = {e["name"]: e.get("value") for e in publisher["env"]}
+    assert env["WASMQ_PUBLISHER_URL"] == "redis://publisher:$(PUBLISHER_PASSWORD)@wasmq-redis:6379/0"
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels.get("wasmq.io/redis-client") == "true", "the Redis NetworkPolicy admits only labelled pods"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_publish_job_matches_the_kubernetes_schema(version: str) -> None:
+    for doc in yaml.safe_load_all(PUBLISH_JOB.read_text()):
+        if doc:
+            kubernetes_validate.validate(doc, version, strict=True)

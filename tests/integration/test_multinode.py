@@ -1,24 +1,16 @@
 """Many hosts on one machine: one Redis, three worker nodes with distinct node names.
 
-Where the machine allows it (root, `ip netns`, veth pairs) every node runs in a network namespace of its
-own, with its own address, and reaches Redis over its veth pair at the root-namespace end; otherwise the
-nodes are plain processes on 127.0.0.1. The mode is printed in the test session's output and stored as the
-tests' `network_mode` property; WASMQ_TEST_NETNS=0 forces plain processes.
-
-Addresses: 127.0.0.1 and 10.250.X.0/24 on veth pairs created here (nothing leaves the machine). Everything
-started here (namespaces, veths, Redis, workers) is removed by pid or by name at teardown.
+Where the machine allows it every node runs in a network namespace of its own (tests/support/network.py);
+otherwise the nodes are plain processes on 127.0.0.1. The mode is printed in the test session's output and
+stored as the tests' `network_mode` property; WASMQ_TEST_NETNS=0 forces plain processes. Everything started
+here (namespaces, veths, Redis, workers) is removed by pid or by name at teardown.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -31,9 +23,9 @@ import pytest
 import redis
 
 from tests.conftest import MANIFESTS
+from tests.support.network import Network, RedisServer, network_and_redis, report
 from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
-from worker.devtools.embedded_redis import find_redis_server, free_port
 from worker.outcome import Outcome
 from worker.producer.client import Client
 
@@ -51,125 +43,6 @@ SHORT_LIMITS = {
 }
 TIMEOUT_MS = 200
 CHUNK = 10
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], check=False, capture_output=True, text=True, timeout=10)
-
-
-@dataclass
-class Network:
-    """Where each node runs and which address it uses to reach Redis."""
-
-    mode: str  # "netns" or "processes"
-    redis_binds: list[str]
-    node_redis_hosts: list[str]
-    namespaces: list[str | None]
-    node_addresses: list[str]
-    why: str = ""
-    _links: list[str] = field(default_factory=list)
-
-    def teardown(self) -> None:
-        for link in self._links:
-            _ip("link", "del", link)
-        for ns in self.namespaces:
-            if ns:
-                _ip("netns", "del", ns)
-
-
-def plain_network(why: str) -> Network:
-    loop = ["127.0.0.1"] * NODES
-    return Network("processes", ["127.0.0.1"], loop, [None] * NODES, loop, why=why)
-
-
-def _free_subnet() -> int | None:
-    """A third octet X such that nothing on this machine uses 10.250.X.0/24 yet."""
-    used = _ip("-4", "addr").stdout + _ip("-4", "route").stdout
-    for _ in range(20):
-        octet = random.randrange(1, 255)
-        if f"10.250.{octet}." not in used:
-            return octet
-    return None
-
-
-def namespaced_network() -> Network:
-    """Three namespaces, each joined to the root namespace by a veth pair with a /30 of its own."""
-    if os.environ.get("WASMQ_TEST_NETNS") == "0":
-        return plain_network("WASMQ_TEST_NETNS=0")
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        return plain_network("network namespaces need root and iproute2")
-    octet = _free_subnet()
-    if octet is None:
-        return plain_network("no free 10.250.X.0/24 subnet")
-    token = uuid.uuid4().hex[:6]
-    net = Network("netns", ["127.0.0.1"], [], [], [])
-    try:
-        for i in range(NODES):
-            ns, root_end, ns_end = f"wasmq-{token}-{i}", f"wq{token}r{i}", f"wq{token}n{i}"
-            root_ip, ns_ip = f"10.250.{octet}.{4 * i + 1}", f"10.250.{octet}.{4 * i + 2}"
-            steps = [
-                ("netns", "add", ns),
-                ("link", "add", root_end, "type", "veth", "peer", "name", ns_end, "netns", ns),
-                ("addr", "add", f"{root_ip}/30", "dev", root_end),
-                ("link", "set", root_end, "up"),
-                ("-n", ns, "addr", "add", f"{ns_ip}/30", "dev", ns_end),
-                ("-n", ns, "link", "set", ns_end, "up"),
-                ("-n", ns, "link", "set", "lo", "up"),
-            ]
-            for step in steps:
-                done = _ip(*step)
-                if step[0] == "netns":
-                    net.namespaces.append(ns)
-                elif step[0] == "link" and step[1] == "add":
-                    net._links.append(root_end)
-                if done.returncode != 0:
-                    raise OSError(f"ip {' '.join(step)}: {done.stderr.strip()}")
-            net.redis_binds.append(root_ip)
-            net.node_redis_hosts.append(root_ip)
-            net.node_addresses.append(ns_ip)
-    except (OSError, subprocess.SubprocessError) as exc:
-        net.teardown()
-        return plain_network(f"could not build namespaces ({exc})")
-    return net
-
-
-class RedisServer:
-    """A throwaway redis-server bound to the given addresses (EmbeddedRedis binds 127.0.0.1 only)."""
-
-    def __init__(self, binds: list[str]) -> None:
-        self.binds = binds
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="wasmq-redis-multinode-"))
-        args = [
-            find_redis_server(), "--port", str(self.port), "--bind", *binds, "--protected-mode", "no",
-            "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def url(self, host: str = "127.0.0.1") -> str:
-        return f"redis://{host}:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Node(WorkerProcess):
@@ -196,60 +69,11 @@ class Cluster:
         return node
 
 
-def _reachable_from_namespaces(net: Network, port: int) -> str | None:
-    for ns, host in zip(net.namespaces, net.node_redis_hosts, strict=True):
-        probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=3).close()"
-        done = subprocess.run(
-            ["ip", "netns", "exec", str(ns), sys.executable, "-c", probe],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if done.returncode != 0:
-            return f"Redis at {host}:{port} unreachable from {ns}: {done.stderr.strip()[-300:]}"
-    return None
-
-
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    """A line in the session's output even while pytest captures output."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    if capture is None:
-        reporter.write_line(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.ensure_newline()
-        reporter.write_line(line)
-
-
-def network_and_redis() -> tuple[Network, RedisServer]:
-    """Namespaces if possible, and a Redis every node can reach; plain processes on 127.0.0.1 otherwise."""
-    net = namespaced_network()
-    if net.mode == "processes":
-        return net, RedisServer(net.redis_binds)
-    try:
-        server = RedisServer(net.redis_binds)
-    except (OSError, redis.exceptions.ConnectionError) as exc:
-        net.teardown()
-        net = plain_network(f"redis-server could not bind the veth addresses ({exc})")
-        return net, RedisServer(net.redis_binds)
-    problem = _reachable_from_namespaces(net, server.port)
-    if problem:
-        server.stop()
-        net.teardown()
-        net = plain_network(problem)
-        server = RedisServer(net.redis_binds)
-    return net, server
-
-
 @pytest.fixture(scope="module")
 def cluster(
     request: pytest.FixtureRequest, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    net, server = network_and_redis()
+    net, server = network_and_redis(NODES)
     cl: Cluster | None = None
     try:
         queue = f"wasmq-multinode-{uuid.uuid4().hex[:8]}"
@@ -263,13 +87,7 @@ def cluster(
         )
         envs = [env_for(settings, WASMQ_REDIS_URL=server.url(host)) for host in net.node_redis_hosts]
         cl = Cluster(net, server, settings, envs, tmp_path_factory.mktemp("multinode-logs"))
-        where = (
-            f"network namespaces {', '.join(str(n) for n in net.namespaces)} at {', '.join(net.node_addresses)}, "
-            f"Redis on {', '.join(net.redis_binds)}:{server.port}"
-            if net.mode == "netns"
-            else f"plain processes on 127.0.0.1 ({net.why})"
-        )
-        report(request, f"multinode: {NODES} worker nodes in mode '{net.mode}': {where}")
+        report(request, f"multinode: {NODES} worker nodes in mode '{net.mode}': {net.describe(server.port)}")
         with Client(settings) as client:
             for i in range(NODES):
                 cl.add_node(i, f"node{i}").launch()

@@ -13,6 +13,7 @@ from celery.backends.redis import RedisBackend
 from kombu.transport import redis as kombu_redis
 
 from tests.conftest import MANIFESTS
+from worker.catalog import ModuleCatalog
 from worker.config import Settings
 from worker.errors import InvalidInput, JobTimeout, ModuleNotFound
 from worker.keys import CALL_MANY_TASK, CALL_TASK
@@ -32,7 +33,7 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
 @pytest.fixture
 def client(fake_server: fakeredis.FakeServer) -> Iterator[Client]:
     settings = Settings(redis_url="redis://127.0.0.1:1/0", queue=QUEUE, manifests=MANIFESTS, cache_dir=None)
-    with Client(settings) as c:
+    with Client(settings, catalog=ModuleCatalog.from_manifests(MANIFESTS)) as c:  # the seed alone, no registry
         yield c
 
 

@@ -14,7 +14,7 @@ import pytest
 from worker.catalog import ModuleCatalog
 from worker.config import Settings
 from worker.sandbox import Sandbox, capi
-from worker.spec import FunctionSpec, Limits, ModuleSpec
+from worker.spec import Capabilities, FunctionSpec, Limits, ModuleSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPORA = ROOT / "tests" / "corpora"
@@ -30,6 +30,7 @@ def spec_for(
     functions: dict[str, str] | None = None,
     abi: str | None = None,
     limits: Limits | None = None,
+    capabilities: Capabilities | None = None,
 ) -> ModuleSpec:
     """A module spec for a wasm file (its real sha256); `functions` maps export name to ABI."""
     functions = functions or {"greet": "packed"}
@@ -42,7 +43,13 @@ def spec_for(
         abi=abi or (abis.pop() if len(abis) == 1 else "packed"),
         functions={f: FunctionSpec(name=f, abi=a) for f, a in functions.items()},
         limits=limits or Limits(),
+        capabilities=capabilities or Capabilities(),
     )
+
+
+# The WASI corpus is granted every capability a publication can grant, so that what is tested is the bound on
+# each host call, not the refusal (tests/sandbox/test_capabilities.py tests that).
+EVERYTHING = Capabilities(clock=True, random=True, output_bytes=1 << 30)
 
 
 def wasi_name(stem: str) -> str:
@@ -50,7 +57,7 @@ def wasi_name(stem: str) -> str:
 
 
 def wasi_specs() -> list[ModuleSpec]:
-    return [spec_for(p, name=wasi_name(p.stem)) for p in sorted(WASI_DIR.glob("*.wasm"))]
+    return [spec_for(p, name=wasi_name(p.stem), capabilities=EVERYTHING) for p in sorted(WASI_DIR.glob("*.wasm"))]
 
 
 def greets(corpus_sandbox: Sandbox, name: str = "Alice") -> None:

@@ -39,7 +39,7 @@ def corpus_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
         spec = spec_for(
             path, name=path.stem.replace("_", "-"), functions={"greet": "component" if component else "packed"}
         )
-        specs.append(replace(spec, wit=GREETING_WIT, world="greeter") if component else spec)
+        specs.append(replace(spec, wit=GREETING_WIT.read_text(), world="greeter") if component else spec)
     for stem in corpus.LIMITS:
         specs.append(
             spec_for(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from tests.sandbox.conftest import WASI_DIR, greets, wasi_name
+from tests.sandbox.conftest import EVERYTHING, WASI_DIR, greets, wasi_name
 from worker.errors import DeadlineExceeded, FuelExhausted, ModuleTrap, WasmqError
 from worker.sandbox import Sandbox, wasi_host
 from worker.sandbox.engine import make_engine
@@ -120,7 +120,10 @@ def _run_direct(stem: str, *, fuel: int = 10**8, timeout_ms: int = 1000) -> tupl
     store.set_fuel(fuel)
     store.set_epoch_deadline(10**9)
     module = wasmtime.Module(engine, (WASI_DIR / f"{stem}.wasm").read_bytes())
-    wasi.begin(timeout_ms=timeout_ms, fuel=fuel, stdout=CapturedStream(1024), stderr=CapturedStream(1024))
+    wasi.begin(
+        timeout_ms=timeout_ms, fuel=fuel, stdout=CapturedStream(1024), stderr=CapturedStream(1024),
+        capabilities=EVERYTHING,
+    )  # fmt: skip
     try:
         exports = linker.instantiate(store, module).exports(store)
         greet = exports["greet"]

@@ -1,7 +1,8 @@
-"""Which modules exist: manifest files (the local seed), name and version lookup, publishing.
+"""Which modules exist: the shared registry in Redis, the local seed manifests, lookup over both, publishing.
 
-Above the sandbox: the catalog hands the sandbox specs and bytes, and publishing checks a module with the
-sandbox exactly as a worker would before anything is registered.
+Above the sandbox: the catalog hands the sandbox specs and bytes (and, if enabled, shared precompiled
+artifacts), and publishing checks a module with the sandbox exactly as a worker would before anything is
+registered.
 """
 
 from .catalog import ModuleCatalog

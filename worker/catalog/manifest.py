@@ -1,7 +1,10 @@
-"""Manifest files: the local, read-only seed of which modules exist (files, hashes, ABIs, functions, limits).
+"""Manifest files: the local, read-only seed of which modules exist (files, hashes, ABIs, functions, limits),
+for images with modules baked in and for air-gapped hosts; the shared registry is where modules are published.
 
 Parsing is strict: a malformed manifest entry is a `ConfigError` that names the file, the module and the
-field, so a typo never turns into a silently different limit.
+field, so a typo never turns into a silently different limit. An entry reads like a registry entry
+(worker/catalog/entry.py) with two differences: `file` is the module's path and `wit` the WIT file's path,
+both relative to the manifest's folder.
 """
 
 from __future__ import annotations
@@ -11,22 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..spec import ABIS, COMPONENT_ABI, FunctionSpec, Limits, ModuleSpec
-
-
-def _component_fields(
-    entry: dict[str, Any], functions: dict[str, FunctionSpec], base: Path, here: str
-) -> dict[str, Any]:
-    """`wit` and `world`, required exactly when the module is a component (all its functions then are)."""
-    abis = {f.abi for f in functions.values()}
-    if COMPONENT_ABI not in abis:
-        return {}
-    if abis != {COMPONENT_ABI}:
-        raise ConfigError(f"{here}: a component's functions all use abi component, not {sorted(abis)}")
-    for key in ("wit", "world"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
-            raise ConfigError(f"{here}: a component needs a string {key!r} (its WIT file and world)")
-    return {"wit": (base / entry["wit"]).resolve(), "world": entry["world"]}
+from ..spec import ModuleSpec
+from .entry import spec_from_entry
 
 
 def load_manifest(path: Path) -> list[ModuleSpec]:
@@ -46,36 +35,15 @@ def parse_module(entry: Any, base: Path, where: str) -> ModuleSpec:
     """One manifest entry → `ModuleSpec`, with an error naming what is wrong."""
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: every module entry must be an object")
-    for key in ("name", "version", "file", "sha256"):
+    here = f"{where}: module {entry.get('name', '?')}@{entry.get('version', '?')}"
+    for key in ("file", *(("wit",) if "wit" in entry else ())):
         if not isinstance(entry.get(key), str) or not entry[key]:
-            raise ConfigError(f"{where}: module entry {entry.get('name', '?')!r} needs a string {key!r}")
-    here = f"{where}: module {entry['name']}@{entry['version']}"
-    default_abi = entry.get("abi", "packed")
-    if default_abi not in ABIS:
-        raise ConfigError(f"{here}: unknown abi {default_abi!r}; known: {list(ABIS)}")
-    raw_functions = entry.get("functions")
-    if not isinstance(raw_functions, dict) or not raw_functions:
-        raise ConfigError(f"{here}: 'functions' must be a non-empty object")
-    functions = {}
-    for fname, given in raw_functions.items():
-        fraw = given or {}
-        if not isinstance(fraw, dict):
-            raise ConfigError(f"{here}: function {fname!r} must map to an object")
-        abi = fraw.get("abi", default_abi)
-        if abi not in ABIS:
-            raise ConfigError(f"{here}: function {fname!r} has unknown abi {abi!r}; known: {list(ABIS)}")
-        batch = fraw.get("batch")
-        if batch is not None and (not isinstance(batch, str) or abi != "packed"):
-            raise ConfigError(f"{here}: function {fname!r}: 'batch' must name an export, and needs abi packed")
-        functions[fname] = FunctionSpec(name=fname, abi=abi, batch=batch)
-    return ModuleSpec(
-        name=entry["name"],
-        version=entry["version"],
-        path=(base / entry["file"]).resolve(),
-        sha256=entry["sha256"].lower(),
-        abi=default_abi,
-        functions=functions,
-        limits=Limits.parse(entry.get("limits"), here),
-        description=str(entry.get("description", "")),
-        **_component_fields(entry, functions, base, here),
-    )
+            raise ConfigError(f"{here} needs a string {key!r} (a path relative to the manifest)")
+    wit = None
+    if "wit" in entry:
+        wit_path = (base / entry["wit"]).resolve()
+        try:
+            wit = wit_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{here}: WIT file {wit_path} is not readable: {exc}") from None
+    return spec_from_entry(entry, where, path=(base / entry["file"]).resolve(), wit=wit)

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.module or not args.function:
             raise UsageError("give MODULE FUNCTION, or --wasm FILE --function F")
-        catalog = ModuleCatalog.from_manifests(settings.manifests)
+        catalog = ModuleCatalog.from_settings(settings)
         module, function, asked = args.module, args.function, limits
     text = read_input(args.input, args.input_file)
     with Sandbox(catalog, settings=settings) as sandbox:
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             result = sandbox.call(module, function, text, asked)
         except WasmqError as exc:
             return report_outcome(Outcome.failed(exc), as_json=args.json)
+        finally:
+            catalog.close()
     if not args.json:
         for name, captured in (("stdout", result.stdout), ("stderr", result.stderr)):
             if captured:

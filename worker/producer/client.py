@@ -78,7 +78,9 @@ class Client:
 
     def __init__(self, settings: Settings | None = None, *, catalog: ModuleCatalog | None = None) -> None:
         self.settings = settings or get_settings()
-        self.catalog = catalog or ModuleCatalog.from_manifests(self.settings.manifests)
+        # Names and limits come from the registry (cached, refreshed on change) and the seed manifests.
+        self._own_catalog = catalog is None
+        self.catalog = catalog or ModuleCatalog.from_settings(self.settings)
         self.app: Celery = make_app(self.settings, producer=True)
         # Published results wake a waiting producer at once; the result keys stay the truth (results.py).
         self.listener = ResultListener(self.app)
@@ -86,6 +88,8 @@ class Client:
     def close(self) -> None:
         self.listener.close()
         self.app.close()
+        if self._own_catalog:
+            self.catalog.close()
 
     def __enter__(self) -> Client:
         return self

@@ -4,8 +4,8 @@ Celery's prefork pool forks children from a parent that must not own an Engine o
 not survive fork). `WorkerState` is built in `worker_process_init` (the pool child), and lazily for pools that
 send no such signal (solo, threads) and for the worker's main process. One idiom keeps it fork-safe: the state
 remembers the pid that built it, and a forked child that finds another pid's state builds its own (the
-parent's sandbox, counters and connections are the parent's). One catalog per process serves the sandbox,
-the metric labels and `wasmq status`.
+parent's sandbox, counters and connections are the parent's). One catalog per process (seed manifests and
+the shared registry) serves the sandbox, the metric labels and `wasmq status`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class WorkerState:
         self.settings = settings
         self.pid = os.getpid()
         self.node = node  # the worker's node name, known in the main process from `worker_init`
-        self.catalog = catalog or ModuleCatalog.from_manifests(settings.manifests)
+        self._own_catalog = catalog is None
+        self.catalog = catalog or ModuleCatalog.from_settings(settings)
         self.started: dict[str, float] = {}  # job id -> when its run began (pool process)
         self.known_labels: set[tuple[str, str]] = set()  # (module, function) pairs the catalog has confirmed
         self._sandbox: Sandbox | None = None
@@ -54,7 +55,8 @@ class WorkerState:
 
     @property
     def sandbox(self) -> Sandbox:
-        return self._once("_sandbox", lambda: Sandbox(self.catalog, settings=self.settings))
+        artifacts = self.catalog.artifacts if self.settings.shared_artifacts else None
+        return self._once("_sandbox", lambda: Sandbox(self.catalog, settings=self.settings, artifacts=artifacts))
 
     @property
     def recorder(self) -> Recorder:
@@ -76,11 +78,12 @@ class WorkerState:
         return found
 
     def warm(self) -> None:
-        """Load registered modules from the precompiled cache, within a time budget. Nothing is compiled here:
-        a compile may take far longer than the 4 s Celery allows `worker_process_init` (the first job compiles)."""
+        """Load the seed manifests' modules from the precompiled cache, within a time budget. Nothing is compiled
+        here (a compile may take far longer than the 4 s Celery allows `worker_process_init`), and registry
+        modules are fetched on first use: a process start must not wait for downloads (nor for Redis)."""
         sandbox = self.sandbox
         deadline = time.monotonic() + WARM_BUDGET_S
-        for spec in self.catalog:
+        for spec in self.catalog.seeds:
             if time.monotonic() > deadline:
                 break
             try:
@@ -98,6 +101,8 @@ class WorkerState:
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+        if self._own_catalog:
+            self.catalog.close()
 
 
 _state: WorkerState | None = None

@@ -19,12 +19,21 @@ from .engine import EpochTicker, make_engine
 from .loading import ModuleSource
 from .precompiled import PrecompiledCache
 from .result import CallResult
+from .shared import ArtifactSource
 
 
 class Sandbox:
     """Runs module calls in this process: a fresh instance per call, under the module's limits."""
 
-    def __init__(self, catalog: ModuleSource, *, settings: Settings | None = None, fast: bool = True) -> None:
+    def __init__(
+        self,
+        catalog: ModuleSource,
+        *,
+        settings: Settings | None = None,
+        fast: bool = True,
+        artifacts: ArtifactSource | None = None,
+    ) -> None:
+        """`artifacts`: where precompiled artifacts shared by other hosts come from (None: compile here)."""
         self.settings = settings or Settings()
         self.catalog = catalog
         self.engine = make_engine()
@@ -35,10 +44,15 @@ class Sandbox:
         )
         self.core = CoreBackend(
             engine=self.engine, ticker=self.ticker, settings=self.settings, precompiled=precompiled,
-            compiler=compiler, fetch=catalog.wasm, fast=fast,
+            compiler=compiler, fetch=catalog.wasm, artifacts=artifacts, fast=fast,
         )  # fmt: skip
         self.components = ComponentBackend(
-            engine=self.engine, ticker=self.ticker, precompiled=precompiled, compiler=compiler, fetch=catalog.wasm
+            engine=self.engine,
+            ticker=self.ticker,
+            precompiled=precompiled,
+            compiler=compiler,
+            fetch=catalog.wasm,
+            artifacts=artifacts,
         )
 
     @property

@@ -11,6 +11,7 @@ import time
 import wasmtime
 
 from ..errors import DeadlineExceeded, FuelExhausted
+from ..spec import Capabilities
 from .wasi import CapturedStream
 
 try:
@@ -32,7 +33,7 @@ MAX_SUBSCRIPTIONS = 1024  # per poll_oneoff
 CLOCK_RESOLUTION_NS = 1_000
 
 # errno values of WASI preview 1
-SUCCESS, EBADF, EFAULT, EINVAL, ENOTSUP, ESPIPE = 0, 8, 21, 28, 58, 70
+SUCCESS, EBADF, EFAULT, EINVAL, ENOTSUP, ESPIPE, NOTCAPABLE = 0, 8, 21, 28, 58, 70, 76
 # clock ids
 REALTIME, MONOTONIC, PROCESS_CPUTIME, THREAD_CPUTIME = 0, 1, 2, 3
 # event types, subscription flags, filetypes
@@ -53,10 +54,20 @@ FDSTAT = struct.Struct("<BxHxxxxQQ")  # 24 bytes
 class WasiCall:
     """The state of one sandboxed call that the WASI host functions need."""
 
-    __slots__ = ("closed", "deadline", "fuel", "memory", "realtime_base_ns", "slept_ns", "started", "stderr",
-                 "stdout", "timeout_ms")  # fmt: skip
+    __slots__ = ("capabilities", "closed", "deadline", "environ", "fuel", "memory", "realtime_base_ns", "slept_ns",
+                 "started", "stderr", "stdout", "timeout_ms")  # fmt: skip
 
-    def __init__(self, *, timeout_ms: int, fuel: int, stdout: CapturedStream, stderr: CapturedStream) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_ms: int,
+        fuel: int,
+        stdout: CapturedStream,
+        stderr: CapturedStream,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        self.capabilities = capabilities or Capabilities()  # what the module's publication grants (default: nothing)
+        self.environ = [f"{key}={value}".encode() + b"\0" for key, value in self.capabilities.env]
         self.timeout_ms = timeout_ms
         self.fuel = fuel  # the call's budget: fuel used = fuel - what the store has left
         self.stdout = stdout

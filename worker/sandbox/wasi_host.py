@@ -12,7 +12,10 @@ gigabytes for a handful of fuel. Here every function of `wasi_snapshot_preview1`
 - checks every pointer and length against the guest's memory (`EFAULT`, never a Python slice surprise).
 
 What a guest sees:
-- no arguments, no environment, no preopened directories; stdin is empty (reads give end of file);
+- what the module's publication grants (`spec.Capabilities`), nothing else: clocks and `poll_oneoff` answer
+  `notcapable` unless `clock` is granted, `random_get` unless `random` is, the environment is exactly the
+  publication's `env`, and stdout/stderr keep at most its `output_bytes`;
+- no arguments, no preopened directories; stdin is empty (reads give end of file);
 - stdout and stderr go into the call's bounded `CapturedStream`s; the guest is told everything was written,
   the bytes past the capture limit are counted, not copied, but paid for;
 - `random_get`: real randomness (`os.urandom`: guests use it for hash seeds and keys, a predictable value
@@ -46,6 +49,7 @@ from typing import Any
 import wasmtime
 
 from ..errors import DeadlineExceeded, ModuleTrap
+from ..spec import Capabilities
 from .wasi import CapturedStream
 
 try:
@@ -72,6 +76,7 @@ from .wasi_call import (
     MAX_SUBSCRIPTIONS,
     MODULE,
     MONOTONIC,
+    NOTCAPABLE,
     PROCESS_CPUTIME,
     RANDOM_BYTE_FUEL,
     RANDOM_MAX_BYTES,
@@ -100,8 +105,16 @@ class BoundedWasi:
 
     # -- one call -----------------------------------------------------------------------------------------
 
-    def begin(self, *, timeout_ms: int, fuel: int, stdout: CapturedStream, stderr: CapturedStream) -> WasiCall:
-        call = WasiCall(timeout_ms=timeout_ms, fuel=fuel, stdout=stdout, stderr=stderr)
+    def begin(
+        self,
+        *,
+        timeout_ms: int,
+        fuel: int,
+        stdout: CapturedStream,
+        stderr: CapturedStream,
+        capabilities: Capabilities | None = None,
+    ) -> WasiCall:
+        call = WasiCall(timeout_ms=timeout_ms, fuel=fuel, stdout=stdout, stderr=stderr, capabilities=capabilities)
         self._local.call = call
         return call
 
@@ -133,8 +146,8 @@ class BoundedWasi:
         fns: dict[str, tuple[str, Handler]] = {
             "args_get": ("ii", self._nothing),
             "args_sizes_get": ("ii", self._zero_sizes),
-            "environ_get": ("ii", self._nothing),
-            "environ_sizes_get": ("ii", self._zero_sizes),
+            "environ_get": ("ii", self._environ_get),
+            "environ_sizes_get": ("ii", self._environ_sizes_get),
             "clock_res_get": ("ii", self._clock_res_get),
             "clock_time_get": ("iIi", self._clock_time_get),
             "fd_close": ("i", self._fd_close),
@@ -212,12 +225,29 @@ class BoundedWasi:
             return EFAULT
         return SUCCESS
 
+    def _environ_sizes_get(self, caller: wasmtime.Caller, count_ptr: int, size_ptr: int) -> int:
+        host = self._host(caller)
+        environ = host.call.environ
+        count, size = U32.pack(len(environ)), U32.pack(sum(len(v) for v in environ))
+        return SUCCESS if host.write(u32(count_ptr), count) and host.write(u32(size_ptr), size) else EFAULT
+
+    def _environ_get(self, caller: wasmtime.Caller, pointers: int, buffer: int) -> int:
+        host = self._host(caller)
+        at = u32(buffer)
+        for index, value in enumerate(host.call.environ):
+            if not (host.write(u32(pointers) + 4 * index, U32.pack(at & 0xFFFF_FFFF)) and host.write(at, value)):
+                return EFAULT
+            at += len(value)
+        return SUCCESS
+
     @staticmethod
     def _is_stdio(host: HostView, fd: int) -> bool:
         return u32(fd) in (0, 1, 2) and u32(fd) not in host.call.closed
 
     def _clock_res_get(self, caller: wasmtime.Caller, clock: int, ptr: int) -> int:
         host = self._host(caller)
+        if not host.call.capabilities.clock:
+            return NOTCAPABLE
         if u32(clock) not in (REALTIME, MONOTONIC, PROCESS_CPUTIME, THREAD_CPUTIME):
             return EINVAL
         return SUCCESS if host.write(u32(ptr), U64.pack(CLOCK_RESOLUTION_NS)) else EFAULT
@@ -231,6 +261,8 @@ class BoundedWasi:
 
     def _clock_time_get(self, caller: wasmtime.Caller, clock: int, _precision: int, ptr: int) -> int:
         host = self._host(caller)
+        if not host.call.capabilities.clock:
+            return NOTCAPABLE
         now = self._now(host, u32(clock))
         if now is None:
             return EINVAL
@@ -284,6 +316,9 @@ class BoundedWasi:
         return SUCCESS if host.write(u32(written_ptr), U32.pack(total)) else EFAULT
 
     def _random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        if not self._call().capabilities.random:
+            self._host(caller)
+            return NOTCAPABLE
         length = u32(length)
         if length > RANDOM_MAX_BYTES:
             self._host(caller)
@@ -300,6 +335,9 @@ class BoundedWasi:
         raise ModuleTrap(f"module exited via proc_exit({code}) without answering", trap_code="exit", exit_code=code)
 
     def _poll_oneoff(self, caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int, nevents_ptr: int) -> int:
+        if not self._call().capabilities.clock:  # the way to sleep: a clock capability
+            self._host(caller)
+            return NOTCAPABLE
         count = u32(count)
         if count == 0 or count > MAX_SUBSCRIPTIONS:
             self._host(caller)

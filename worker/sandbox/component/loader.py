@@ -21,8 +21,9 @@ from ...spec import ModuleSpec
 from ..compiler import BoundedCompiler
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
+from ..shared import ArtifactSource, shared_first
 from .traps import root_cause
-from .wit import WitWorld, load_world
+from .wit import WitWorld, find_world
 
 CALLABLE = (("string",), "string")  # func(string) -> string: what `ComponentRunner.call` passes and expects
 _CORE = b"\x00asm\x01\x00\x00\x00"  # magic + version 1, layer 0: a core module (components: 0d 00 01 00)
@@ -133,11 +134,13 @@ class ComponentLoader:
         precompiled: PrecompiledCache,
         compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.engine = engine
         self.precompiled = precompiled
         self.compiler = compiler  # compiles in a child process under limits (worker/sandbox/compiler.py)
         self.fetch = fetch
+        self.artifacts = artifacts
         self.loaded = Remembered(self._load)
 
     def ready(self, spec: ModuleSpec) -> bool:
@@ -149,12 +152,19 @@ class ComponentLoader:
             raise ModuleRejected(f"module {spec.ref}: a component needs 'wit' and 'world' in its manifest entry")
         wasm = verified(spec, self.fetch(spec))
         try:
-            world = load_world(spec.wit, spec.world)
+            world = find_world(spec.wit, spec.world, where=f"the WIT of {spec.ref}")
         except ConfigError as exc:
             raise ModuleRejected(f"module {spec.ref}: {exc.message}") from None
+
+        def deserialize(data: bytes) -> wc.Component:
+            return wc.Component.deserialize(self.engine, data)
+
+        def compile() -> bytes:
+            return self.compiler.compile(wasm, kind="component", ref=spec.ref).artifact
+
         component, _ = self.precompiled.load_or_compile(
             spec,
-            compile=lambda: self.compiler.compile(wasm, kind="component", ref=spec.ref).artifact,
-            deserialize=lambda data: wc.Component.deserialize(self.engine, data),
+            compile=shared_first(self.artifacts, spec, "component", compile=compile, deserialize=deserialize),
+            deserialize=deserialize,
         )
         return check_component(self.engine, component, ref=spec.ref, world=world, functions=list(spec.functions))

@@ -29,6 +29,7 @@ from ..compiler import BoundedCompiler
 from ..engine import EpochTicker
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
+from ..shared import ArtifactSource
 from ..validate import check_output_length, encode_input
 from .loader import ComponentLoader, LoadedComponent
 from .traps import CallFacts, classify_component_error, root_cause, trap_code_of
@@ -169,8 +170,11 @@ class ComponentBackend:
         precompiled: PrecompiledCache,
         compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
     ) -> None:
-        self.loader = ComponentLoader(engine=engine, precompiled=precompiled, compiler=compiler, fetch=fetch)
+        self.loader = ComponentLoader(
+            engine=engine, precompiled=precompiled, compiler=compiler, fetch=fetch, artifacts=artifacts
+        )
         self.runner = ComponentRunner(engine, ticker)
 
     def ready(self, spec: ModuleSpec) -> bool:

@@ -189,10 +189,13 @@ def load_world(path: Path, world: str) -> WitWorld:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"WIT file {path} is not readable: {exc}") from None
-    worlds = parse_wit(text, where=f"WIT file {path}")
+    return find_world(text, world, where=f"WIT file {path}")
+
+
+def find_world(text: str, world: str, *, where: str = "WIT") -> WitWorld:
+    """World `world` of the WIT text `text` (as published: a manifest's file or a registry entry's text)."""
+    worlds = parse_wit(text, where=where)
     found = worlds.get(world.rsplit("/", maxsplit=1)[-1].split("@", maxsplit=1)[0])
     if found is None or ("/" in world and world not in (found.ref, found.ref.split("@", maxsplit=1)[0])):
-        raise ConfigError(
-            f"WIT file {path} has no world {world!r}; it defines {sorted(w.ref for w in worlds.values())}"
-        )
+        raise ConfigError(f"{where} has no world {world!r}; it defines {sorted(w.ref for w in worlds.values())}")
     return found

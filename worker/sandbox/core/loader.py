@@ -19,6 +19,7 @@ from .. import capi
 from ..compiler import BoundedCompiler
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
+from ..shared import ArtifactSource, shared_first
 from .abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
 
 ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
@@ -51,12 +52,14 @@ class CoreLoader:
         precompiled: PrecompiledCache,
         compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.engine = engine
         self.linker = linker
         self.precompiled = precompiled
         self.compiler = compiler  # compiles in a child process under limits (worker/sandbox/compiler.py)
         self.fetch = fetch
+        self.artifacts = artifacts
         self.compiled = Remembered(self._load)
 
     def ready(self, spec: ModuleSpec) -> bool:
@@ -84,10 +87,16 @@ class CoreLoader:
         )
 
     def _compile(self, spec: ModuleSpec, wasm: bytes) -> tuple[wasmtime.Module, bool]:
+        def deserialize(data: bytes) -> wasmtime.Module:
+            return wasmtime.Module.deserialize(self.engine, data)
+
+        def compile() -> bytes:
+            return self.compiler.compile(wasm, kind="module", ref=spec.ref).artifact
+
         return self.precompiled.load_or_compile(
             spec,
-            compile=lambda: self.compiler.compile(wasm, kind="module", ref=spec.ref).artifact,
-            deserialize=lambda data: wasmtime.Module.deserialize(self.engine, data),
+            compile=shared_first(self.artifacts, spec, "module", compile=compile, deserialize=deserialize),
+            deserialize=deserialize,
         )
 
 

@@ -16,7 +16,7 @@ import wasmtime
 
 from ...config import Settings
 from ...errors import WasmqError
-from ...spec import MIB, FunctionSpec, Limits, ModuleSpec
+from ...spec import MIB, Capabilities, FunctionSpec, Limits, ModuleSpec
 from .. import capi
 from ..backend import Requested
 from ..compiler import BoundedCompiler
@@ -24,6 +24,7 @@ from ..engine import EpochTicker
 from ..guest import Guest, PublicStore
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
+from ..shared import ArtifactSource
 from ..traps import classify
 from ..validate import decode_output, encode_input
 from ..wasi import CapturedStream
@@ -39,7 +40,7 @@ Body = Callable[[Guest], T]
 
 
 class CoreBackend:
-    """Runs core-module calls on the process's Engine and ticker; WASI linked with nothing granted."""
+    """Runs core-module calls on the process's Engine and ticker; WASI linked with only what is granted."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class CoreBackend:
         precompiled: PrecompiledCache,
         compiler: BoundedCompiler,
         fetch: Callable[[ModuleSpec], bytes],
+        artifacts: ArtifactSource | None = None,
         fast: bool = True,
     ) -> None:
         self.engine = engine
@@ -62,8 +64,9 @@ class CoreBackend:
         self.wasi = BoundedWasi()  # every WASI function bounded by the call's deadline and fuel
         self.wasi.define(self.linker)
         self.loader = CoreLoader(
-            engine=engine, linker=self.linker, precompiled=precompiled, compiler=compiler, fetch=fetch
-        )
+            engine=engine, linker=self.linker, precompiled=precompiled, compiler=compiler, fetch=fetch,
+            artifacts=artifacts,
+        )  # fmt: skip
 
     def compiled(self, spec: ModuleSpec) -> CompiledModule:
         return self.loader.compiled(spec)
@@ -92,7 +95,7 @@ class CoreBackend:
             raw = adapter(guest, fspec.name, data, lim.max_output_bytes, False)
             return decode_output(raw, max_bytes=lim.max_output_bytes)
 
-        output, usage, out, err = self._run(compiled, lim, body)
+        output, usage, out, err = self._run(compiled, lim, body, spec.capabilities)
         return CallResult(output=output, usage=usage, stdout=out, stderr=err)
 
     def call_many(
@@ -132,7 +135,7 @@ class CoreBackend:
         def body(guest: Guest) -> list[bytes]:
             return call_batch(guest, batch_export, [data for _, data in items], lim.max_output_bytes, False)
 
-        raws, usage, _, _ = self._run(compiled, chunk_limits, body)
+        raws, usage, _, _ = self._run(compiled, chunk_limits, body, compiled.spec.capabilities)
         n = len(raws)
         share = Usage(fuel=usage.fuel // n, wall_ms=usage.wall_ms / n, memory_bytes=usage.memory_bytes)
         out: list[CallResult | WasmqError] = []
@@ -143,8 +146,10 @@ class CoreBackend:
                 out.append(exc)
         return out
 
-    def _run(self, compiled: CompiledModule, lim: Limits, body: Body[T]) -> tuple[T, Usage, str, str]:
-        """Instantiate in a fresh store under `lim`, run `body`, and classify any failure."""
+    def _run(
+        self, compiled: CompiledModule, lim: Limits, body: Body[T], capabilities: Capabilities
+    ) -> tuple[T, Usage, str, str]:
+        """Instantiate in a fresh store under `lim` and the module's WASI grants, run `body`, classify failures."""
         store: capi.RawStore | PublicStore
         limits = {
             "memory_bytes": lim.memory_mb * MIB,
@@ -163,9 +168,11 @@ class CoreBackend:
         try:
             stdout = stderr = None
             if compiled.needs_wasi:
-                stdout = CapturedStream(self.settings.max_captured_output)
-                stderr = CapturedStream(self.settings.max_captured_output)
-                self.wasi.begin(timeout_ms=lim.timeout_ms, fuel=lim.fuel, stdout=stdout, stderr=stderr)
+                kept = min(capabilities.output_bytes, self.settings.max_captured_output)
+                stdout, stderr = CapturedStream(kept), CapturedStream(kept)
+                self.wasi.begin(
+                    timeout_ms=lim.timeout_ms, fuel=lim.fuel, stdout=stdout, stderr=stderr, capabilities=capabilities
+                )
             try:
                 if isinstance(store, capi.RawStore):
                     guest = store.instantiate(compiled.pre_address, compiled.signatures)
