@@ -53,9 +53,9 @@ def charge_public(caller: wasmtime.Caller, units: int) -> bool:
 
 
 def alloc(caller: Any, length: int) -> int:
-    length &= _MASK
-    _charge(caller, length)
-    return current().blocks.alloc(length)
+    offset = current().blocks.alloc(length & _MASK)  # refused over the cap before any byte is allocated
+    _charge(caller, length & _MASK)
+    return offset
 
 
 def free(offset: int) -> None:
