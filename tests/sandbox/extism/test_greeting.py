@@ -71,3 +71,27 @@ def test_imports_are_the_kernel_only(greeting: ExtismPlugin) -> None:
     modules = {imp.module for imp in greeting.module.imports}
     assert modules == {"extism:host/env"}
     assert not greeting.needs_wasi and greeting.returns_rc == {"greet": True}
+
+
+def test_one_call_at_a_time_per_runner(runner: ExtismRunner, greeting: ExtismPlugin) -> None:
+    """A runner's kernel functions read the running call from its slot: a second call at once is refused."""
+    from worker.sandbox.extism.state import CallLimits, CallState
+
+    busy = CallState(b"", {}, CallLimits(block_bytes=1024), lambda caller, units: True)
+    with runner._slot.running(busy), pytest.raises(RuntimeError, match="one runner per thread"):
+        runner.call(greeting, "greet", "Alice", **LIMITS)
+    assert runner.call(greeting, "greet", "Alice", **LIMITS)[0] == "Hello World, Alice!"
+
+
+def test_runners_in_threads(runner: ExtismRunner, greeting: ExtismPlugin) -> None:
+    """One runner per thread, many threads: every answer is its own call's (wasm calls release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runners = [ExtismRunner(runner.engine, runner.ticker, fast=runner.fast) for _ in range(4)]
+
+    def work(index: int) -> list[str]:
+        return [runners[index].call(greeting, "greet", f"n{index}-{i}", **LIMITS)[0] for i in range(30)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    assert results == [[f"Hello World, n{t}-{i}!" for i in range(30)] for t in range(4)]

@@ -26,7 +26,7 @@ _MAX_OFFSET: Final = (1 << 63) - 1
 class BlockStore:
     """Live blocks by start offset, bounded to `limit` bytes (data plus `BLOCK_OVERHEAD` per block)."""
 
-    __slots__ = ("_blocks", "_cache_end", "_cache_start", "_cached", "_next", "_starts", "limit", "peak", "used")
+    __slots__ = ("_blocks", "_next", "_starts", "cache_end", "cache_start", "cached", "limit", "peak", "used")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -35,9 +35,10 @@ class BlockStore:
         self._blocks: dict[int, bytearray] = {}
         self._starts: list[int] = []  # sorted: offsets only grow, freed ones are removed
         self._next = FIRST_OFFSET
-        # The last block an access hit: plugins walk one block byte by byte, so most look-ups end here.
-        self._cache_start = self._cache_end = 0
-        self._cached = bytearray()
+        # The last block an access hit: plugins walk one block byte by byte, so most look-ups end here
+        # (the kernel's raw load/store functions read these three directly).
+        self.cache_start = self.cache_end = 0
+        self.cached = bytearray()
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -78,9 +79,9 @@ class BlockStore:
             return
         del self._starts[bisect_right(self._starts, offset) - 1]
         self.used -= len(buf) + BLOCK_OVERHEAD
-        if self._cache_start == offset:
-            self._cache_start = self._cache_end = 0
-            self._cached = bytearray()
+        if self.cache_start == offset:
+            self.cache_start = self.cache_end = 0
+            self.cached = bytearray()
 
     def length(self, offset: int) -> int:
         """The length of the block starting at `offset`; 0 when there is none (the kernel's `length`)."""
@@ -104,14 +105,14 @@ class BlockStore:
 
     def locate(self, address: int, size: int, what: str) -> tuple[bytearray, int]:
         """The block holding [address, address+size) and the position inside it, or a trap."""
-        if self._cache_start <= address and address + size <= self._cache_end:
-            return self._cached, address - self._cache_start
+        if self.cache_start <= address and address + size <= self.cache_end:
+            return self.cached, address - self.cache_start
         index = bisect_right(self._starts, address) - 1
         if index >= 0:
             start = self._starts[index]
             buf = self._blocks[start]
             if address + size <= start + len(buf):
-                self._cache_start, self._cache_end, self._cached = start, start + len(buf), buf
+                self.cache_start, self.cache_end, self.cached = start, start + len(buf), buf
                 return buf, address - start
         raise ModuleTrap(
             f"kernel {what}: [{address:#x}, {address + size:#x}) is not inside a live memory block",

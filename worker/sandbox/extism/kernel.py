@@ -1,4 +1,4 @@
-"""The Extism kernel (`extism:host/env`), implemented by the host over the blocks of the current call.
+"""The Extism kernel (`extism:host/env`), implemented by the host over the blocks of the running call.
 
 Same names, signatures and meaning as Extism's kernel and host functions, with every offset checked: a load or
 store outside a live block, or a handle that is not a live block's offset, traps (`ModuleTrap`, trap code
@@ -22,7 +22,7 @@ import wasmtime
 from ...errors import FuelExhausted, InvalidOutput, ModuleTrap
 from ..memory import GuestMemory
 from . import native
-from .state import LOG_LEVELS, current, hand_over
+from .state import LOG_LEVELS, CallState, Slot
 
 MODULE: Final = "extism:host/env"
 BYTES_PER_FUEL: Final = 8
@@ -33,10 +33,10 @@ _MASK: Final = (1 << 64) - 1
 I32, I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
 
 
-def _charge(caller: Any, nbytes: int) -> None:
+def _charge(state: CallState, caller: Any, nbytes: int) -> None:
     """Take `nbytes / BYTES_PER_FUEL` from the caller's fuel, or stop the call when it has too little."""
     units = nbytes // BYTES_PER_FUEL
-    if units > 0 and not current().charge(caller, units):
+    if units > 0 and not state.charge(caller, units):
         raise FuelExhausted(f"call used up its fuel budget in host work ({nbytes} bytes copied)")
 
 
@@ -52,14 +52,13 @@ def charge_public(caller: wasmtime.Caller, units: int) -> bool:
 # -- memory blocks ------------------------------------------------------------------------------------
 
 
-def alloc(caller: Any, length: int) -> int:
-    offset = current().blocks.alloc(length & _MASK)  # refused over the cap before any byte is allocated
-    _charge(caller, length & _MASK)
+def alloc(state: CallState, caller: Any, length: int) -> int:
+    offset = state.blocks.alloc(length & _MASK)  # refused over the cap before any byte is allocated
+    _charge(state, caller, length & _MASK)
     return offset
 
 
-def free(offset: int) -> None:
-    state = current()
+def free(state: CallState, offset: int) -> None:
     offset &= _MASK
     if offset and offset in (state.output[0], state.error):  # read after the call returns: keep them
         return
@@ -68,43 +67,42 @@ def free(offset: int) -> None:
     state.blocks.free(offset)
 
 
-def length(offset: int) -> int:
-    return current().blocks.length(offset & _MASK)
+def length(state: CallState, offset: int) -> int:
+    return state.blocks.length(offset & _MASK)
 
 
-def load_u8(address: int) -> int:
-    buf, at = current().blocks.locate(address & _MASK, 1, "load_u8")
+def load_u8(state: CallState, address: int) -> int:
+    buf, at = state.blocks.locate(address & _MASK, 1, "load_u8")
     return buf[at]
 
 
-def load_u64(address: int) -> int:
-    buf, at = current().blocks.locate(address & _MASK, 8, "load_u64")
+def load_u64(state: CallState, address: int) -> int:
+    buf, at = state.blocks.locate(address & _MASK, 8, "load_u64")
     return cast(int, _I64.unpack_from(buf, at)[0])
 
 
-def store_u8(address: int, value: int) -> None:
-    buf, at = current().blocks.locate(address & _MASK, 1, "store_u8")
+def store_u8(state: CallState, address: int, value: int) -> None:
+    buf, at = state.blocks.locate(address & _MASK, 1, "store_u8")
     buf[at] = value & 0xFF
 
 
-def store_u64(address: int, value: int) -> None:
-    buf, at = current().blocks.locate(address & _MASK, 8, "store_u64")
+def store_u64(state: CallState, address: int, value: int) -> None:
+    buf, at = state.blocks.locate(address & _MASK, 8, "store_u64")
     _I64.pack_into(buf, at, value)
 
 
 # -- input, output, error -------------------------------------------------------------------------------
 
 
-def input_length() -> int:
-    return current().input_length
+def input_length(state: CallState) -> int:
+    return state.input_length
 
 
-def input_offset() -> int:
-    return current().input
+def input_offset(state: CallState) -> int:
+    return state.input
 
 
-def _input_at(offset: int, size: int, what: str) -> tuple[bytearray, int]:
-    state = current()
+def _input_at(state: CallState, offset: int, size: int, what: str) -> tuple[bytearray, int]:
     offset &= _MASK
     if offset + size > state.input_length:
         raise ModuleTrap(
@@ -114,25 +112,23 @@ def _input_at(offset: int, size: int, what: str) -> tuple[bytearray, int]:
     return state.blocks.locate(state.input + offset, size, what)
 
 
-def input_load_u8(offset: int) -> int:
-    buf, at = _input_at(offset, 1, "input_load_u8")
+def input_load_u8(state: CallState, offset: int) -> int:
+    buf, at = _input_at(state, offset, 1, "input_load_u8")
     return buf[at]
 
 
-def input_load_u64(offset: int) -> int:
-    buf, at = _input_at(offset, 8, "input_load_u64")
+def input_load_u64(state: CallState, offset: int) -> int:
+    buf, at = _input_at(state, offset, 8, "input_load_u64")
     return cast(int, _I64.unpack_from(buf, at)[0])
 
 
-def output_set(offset: int, size: int) -> None:
-    state = current()
+def output_set(state: CallState, offset: int, size: int) -> None:
     offset, size = offset & _MASK, size & _MASK
     state.blocks.span(offset, size, "output_set")  # InvalidOutput unless inside one live block
     state.output = (offset, size)
 
 
-def error_set(offset: int) -> None:
-    state = current()
+def error_set(state: CallState, offset: int) -> None:
     offset &= _MASK
     if offset and state.blocks.get(offset) is None:
         raise ModuleTrap(
@@ -141,16 +137,15 @@ def error_set(offset: int) -> None:
     state.error = offset
 
 
-def error_get() -> int:
-    return current().error
+def error_get(state: CallState) -> int:
+    return state.error
 
 
 # -- config, vars, logs, http -----------------------------------------------------------------------------
 
 
-def _take_text(offset: int, what: str) -> str:
+def _take_text(state: CallState, offset: int, what: str) -> str:
     """The UTF-8 text of a handle the host takes ownership of (and frees)."""
-    state = current()
     offset &= _MASK
     raw = state.blocks.handle(offset, what)
     state.blocks.free(offset)
@@ -160,41 +155,37 @@ def _take_text(offset: int, what: str) -> str:
         raise ModuleTrap(f"kernel {what}: the key is not valid UTF-8", trap_code="bad_handle") from None
 
 
-def config_get(caller: Any, key_offset: int) -> int:
-    state = current()
-    value = state.config.get(_take_text(key_offset, "config_get"))
+def config_get(state: CallState, caller: Any, key_offset: int) -> int:
+    value = state.config.get(_take_text(state, key_offset, "config_get"))
     if value is None:
         return 0
     data = value.encode("utf-8")
-    _charge(caller, len(data))
+    _charge(state, caller, len(data))
     return state.blocks.new(data)
 
 
-def var_get(caller: Any, key_offset: int) -> int:
-    state = current()
-    value = state.vars.get(_take_text(key_offset, "var_get"))
+def var_get(state: CallState, caller: Any, key_offset: int) -> int:
+    value = state.vars.get(_take_text(state, key_offset, "var_get"))
     if value is None:
         return 0
-    _charge(caller, len(value))
+    _charge(state, caller, len(value))
     return state.blocks.new(value)
 
 
-def var_set(caller: Any, key_offset: int, value_offset: int) -> None:
-    state = current()
-    key = _take_text(key_offset, "var_set")
+def var_set(state: CallState, caller: Any, key_offset: int, value_offset: int) -> None:
+    key = _take_text(state, key_offset, "var_set")
     value_offset &= _MASK
     if value_offset == 0:
         state.set_var(key, None)
         return
     value = state.blocks.handle(value_offset, "var_set")
-    _charge(caller, len(value))
+    _charge(state, caller, len(value))
     state.set_var(key, value)
     state.blocks.free(value_offset)
 
 
-def _logger(level: int) -> Callable[[int], None]:
-    def log(offset: int) -> None:
-        state = current()
+def _logger(level: int) -> Callable[[CallState, int], None]:
+    def log(state: CallState, offset: int) -> None:
         offset &= _MASK
         raw = state.blocks.handle(offset, f"log_{LOG_LEVELS[level]}")
         state.blocks.free(offset)
@@ -203,12 +194,11 @@ def _logger(level: int) -> Callable[[int], None]:
     return log
 
 
-def get_log_level() -> int:
-    return current().limits.log_level
+def get_log_level(state: CallState) -> int:
+    return state.limits.log_level
 
 
-def http_request(request_offset: int, body_offset: int) -> int:
-    state = current()
+def http_request(state: CallState, request_offset: int, body_offset: int) -> int:
     raw = state.blocks.handle(request_offset & _MASK, "http_request")
     url = "an unreadable request"
     try:
@@ -220,17 +210,17 @@ def http_request(request_offset: int, body_offset: int) -> int:
     raise ModuleTrap(f"http_request is denied to plugins (request to {url})", trap_code="http_denied")
 
 
-def http_status_code() -> int:
+def http_status_code(state: CallState) -> int:
     return 0  # no request is ever made
 
 
-def http_headers() -> int:
+def http_headers(state: CallState) -> int:
     return 0
 
 
-def abort(message: int, file: int, line: int, column: int) -> None:
+def abort(state: CallState, message: int, file: int, line: int, column: int) -> None:
     """AssemblyScript's `env.abort(message, file, line, column)`: end the call with what it says."""
-    memory = current().memory
+    memory = state.memory
     text, where = _as_string(memory, message), _as_string(memory, file)
     raise ModuleTrap(
         f"plugin aborted: {text} at {where}:{line & 0xFFFF_FFFF}:{column & 0xFFFF_FFFF}", trap_code="abort"
@@ -247,6 +237,67 @@ def _as_string(memory: GuestMemory | None, ptr: int) -> str:
         return memory.read(ptr, min(size, _ABORT_MESSAGE_BYTES), "abort message").decode("utf-16-le", errors="replace")
     except InvalidOutput:  # a made-up pointer: the abort still ends the call
         return "?"
+
+
+# -- the hot ones, raw ------------------------------------------------------------------------------------
+# PDKs move every byte through these (an AssemblyScript greeting: 40 of its 48 kernel calls), so on the native
+# path each is one function over the raw argument array (`vals[0]`, `vals[2]`: see native.py), the call's block
+# cache read in place. Same answers and refusals as the functions above, which they fall back to
+# whenever the access is not inside the cached block.
+
+
+def _raw_load_u8(state: CallState, vals: Any) -> None:
+    blocks = state.blocks
+    address = vals[0]  # signed: a negative one (>= 2**63 unsigned) is never in the cache, load_u8 masks it
+    if blocks.cache_start <= address < blocks.cache_end:
+        vals[0] = blocks.cached[address - blocks.cache_start]
+    else:
+        vals[0] = load_u8(state, address)
+
+
+def _raw_store_u8(state: CallState, vals: Any) -> None:
+    blocks = state.blocks
+    address = vals[0]
+    if blocks.cache_start <= address < blocks.cache_end:
+        blocks.cached[address - blocks.cache_start] = vals[2] & 0xFF
+    else:
+        store_u8(state, address, vals[2])
+
+
+def _raw_load_u64(state: CallState, vals: Any) -> None:
+    blocks = state.blocks
+    address = vals[0]
+    if blocks.cache_start <= address and address + 8 <= blocks.cache_end:
+        vals[0] = _I64.unpack_from(blocks.cached, address - blocks.cache_start)[0]
+    else:
+        vals[0] = load_u64(state, address)
+
+
+def _raw_store_u64(state: CallState, vals: Any) -> None:
+    blocks = state.blocks
+    address = vals[0]
+    if blocks.cache_start <= address and address + 8 <= blocks.cache_end:
+        _I64.pack_into(blocks.cached, address - blocks.cache_start, vals[2])
+    else:
+        store_u64(state, address, vals[2])
+
+
+def _raw_input_load_u8(state: CallState, vals: Any) -> None:
+    vals[0] = input_load_u8(state, vals[0])
+
+
+def _raw_input_load_u64(state: CallState, vals: Any) -> None:
+    vals[0] = input_load_u64(state, vals[0])
+
+
+RAW: Final[dict[str, Callable[[CallState, Any], None]]] = {
+    "load_u8": _raw_load_u8,
+    "store_u8": _raw_store_u8,
+    "load_u64": _raw_load_u64,
+    "store_u64": _raw_store_u64,
+    "input_load_u8": _raw_input_load_u8,
+    "input_load_u64": _raw_input_load_u64,
+}
 
 
 # -- the table ------------------------------------------------------------------------------------------
@@ -293,17 +344,24 @@ def _all() -> dict[tuple[str, str], tuple[wasmtime.FuncType, Any, int, bool, boo
     return {key: (wasmtime.FuncType(p, r), f, len(p), bool(r), c) for key, (p, r, f, c) in table.items()}
 
 
-_CALLBACKS: dict[tuple[str, str], Any] = {}  # made once, alive for the process: linkers point at them
-
-
-def define(linker: wasmtime.Linker, *, fast: bool) -> None:
-    """Put every kernel function (and env.abort) into `linker`: raw callbacks (`native.py`) when `fast`, else
-    wasmtime-py's trampolines. Store-independent either way: one linker serves every call."""
+def define(linker: wasmtime.Linker, slot: Slot, *, fast: bool) -> list[Any]:
+    """Put every kernel function (and env.abort) into `linker`, each reading its call's state from `slot`:
+    raw callbacks (`native.py`) when `fast`, else wasmtime-py's trampolines. Store-independent either way: one
+    linker serves every call of its runner. Returns the callbacks, which must live as long as the linker."""
+    keep: list[Any] = []
     for (module, name), (ty, func, nparams, has_result, needs_caller) in _all().items():
-        if fast:
-            cb = _CALLBACKS.get((module, name))
-            if cb is None:
-                cb = _CALLBACKS[(module, name)] = native.callback(func, nparams, has_result, needs_caller, hand_over)
-            native.define(linker, module, name, ty, cb)
+        if not fast:
+            linker.define_func(module, name, ty, _public(func, slot), needs_caller)
+            continue
+        if module == MODULE and name in RAW:
+            cb = native.raw_callback(RAW[name], slot)
         else:
-            linker.define_func(module, name, ty, func, needs_caller)
+            cb = native.callback(func, nparams, has_result, needs_caller, slot)
+        native.define(linker, module, name, ty, cb)
+        keep.append(cb)
+    return keep
+
+
+def _public(func: Callable[..., Any], slot: Slot) -> Callable[..., Any]:
+    """A wasmtime-py host function: `func` with the slot's call state first (then the caller, if it takes one)."""
+    return lambda *args: func(slot.state, *args)

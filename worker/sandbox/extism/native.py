@@ -8,8 +8,8 @@ export look-ups of a call go straight through the C API too (the public API spen
 
 This uses wasmtime-py internals (`wasmtime._ffi`: the loaded library and its struct layouts), checked when this
 module is imported (`AVAILABLE`); without them the runner uses the public API, which behaves the same, slower.
-A kernel function that raises hands its exception to the runner through `on_error` and traps; the runner then
-raises that exception instead of the trap.
+A kernel function that raises hands its exception to the runner through the runner's slot and traps; the runner
+then raises that exception instead of the trap.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Final
 import wasmtime
 
 from ..memory import GuestMemory
+from .state import Slot
 
 try:
     from wasmtime import _ffi
@@ -108,10 +109,9 @@ def _raise(error: int | None, scratch: Any) -> None:
 # -- kernel functions as raw callbacks ----------------------------------------------------------------
 
 
-def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_caller: bool,
-             on_error: Callable[[BaseException], None]) -> Any:  # fmt: skip
-    """A C callback that calls `func` with the raw integer arguments (after the caller's context address when
-    `needs_caller`). Specialised by arity: this runs for every kernel call, so every step counts."""
+def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_caller: bool, slot: Slot) -> Any:
+    """A C callback that calls `func` with the slot's call state and the raw integer arguments (and before them
+    the caller's context address, when `needs_caller`). Specialised by arity: it runs for every kernel call."""
     context = _C["caller_context"]
     trap_new = _C["trap_new"]
     message = b"extism kernel function failed"
@@ -131,12 +131,29 @@ def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_cal
 
     def run(env: int, caller: int, vals: Any, count: int) -> int:
         try:
-            result = func(*args(caller, vals))
+            result = func(slot.state, *args(caller, vals))
             if has_result:
                 vals[0] = result
             return 0
         except BaseException as exc:
-            on_error(exc)
+            slot.hand_over(exc)
+            return int(trap_new(message, len(message)) or 0)
+
+    return CALLBACK(run)
+
+
+def raw_callback(func: Callable[[Any, Any], None], slot: Slot) -> Any:
+    """A C callback that hands `func` the call state and the raw argument array (it reads and writes
+    `vals[i * 2]`)."""
+    trap_new = _C["trap_new"]
+    message = b"extism kernel function failed"
+
+    def run(env: int, caller: int, vals: Any, count: int) -> int:
+        try:
+            func(slot.state, vals)
+            return 0
+        except BaseException as exc:
+            slot.hand_over(exc)
             return int(trap_new(message, len(message)) or 0)
 
     return CALLBACK(run)

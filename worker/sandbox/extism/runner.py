@@ -30,7 +30,7 @@ from ..wasi import CapturedStream, denied_wasi
 from . import kernel, native
 from .blocks import BLOCK_OVERHEAD
 from .plugin import ExtismPlugin
-from .state import LOG_LEVELS, CallLimits, CallState, running
+from .state import LOG_LEVELS, CallLimits, CallState, Slot
 
 MAX_TABLE_ELEMENTS = 100_000
 _KERNEL_TRAPS = frozenset({"bad_offset", "bad_handle", "http_denied", "kernel", "abort"})
@@ -83,7 +83,8 @@ class ExtismRunner:
         self._engine_address = native.address(engine) if self.fast else 0
         self.linker = wasmtime.Linker(engine)
         self.linker.define_wasi()
-        kernel.define(self.linker, fast=self.fast)
+        self._slot = Slot()
+        self._callbacks = kernel.define(self.linker, self._slot, fast=self.fast)
         self._charge = native.charge_fuel if self.fast else kernel.charge_public
         self._pre: weakref.WeakKeyDictionary[ExtismPlugin, tuple[wasmtime.InstancePre, int]] = (
             weakref.WeakKeyDictionary()
@@ -172,7 +173,7 @@ class ExtismRunner:
                 limit = self.max_captured_output
                 store.set_wasi(denied_wasi(CapturedStream(limit), CapturedStream(limit)))
             try:
-                with running(state):
+                with self._slot.running(state):
                     rc = self._instantiate_and_call(store, plugin, function, state)
             except Exception as exc:
                 linear = state.memory.size if state.memory is not None else None

@@ -1,7 +1,8 @@
 """What one Extism call owns on the host side: its memory blocks, input, output, error, vars and logs.
 
 A `CallState` lives for one call only: vars never outlive it (a fresh instance per call, so nothing a plugin
-keeps can reach the next job), and every collection in it is bounded.
+keeps can reach the next job), and every collection in it is bounded. The runner's `Slot` says which call is
+running, so the kernel functions find it without any global.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import MemoryLimitExceeded, ModuleTrap
+from ...errors import MemoryLimitExceeded
 from ..memory import GuestMemory
 from .blocks import BlockStore
 
@@ -44,7 +45,7 @@ class CallLimits:
 
 
 class CallState:
-    """The host side of one call; kernel functions reach it through `current()`."""
+    """The host side of one call; kernel functions get it from the runner's `Slot`."""
 
     __slots__ = (
         "blocks",
@@ -135,34 +136,32 @@ class CallState:
         return lines
 
 
-class _Local(threading.local):
-    state: CallState | None = None  # a class default: every thread starts with no current call
+class Slot:
+    """The call a runner is running, which its kernel functions read (as `slot.state`) on every kernel call.
 
+    A runner runs one call at a time: `enter` refuses a second while one is running (another thread using
+    the same runner), since a kernel function would then see the wrong call's blocks. One runner per thread.
+    """
 
-_local = _Local()
+    __slots__ = ("_busy", "state")
 
+    def __init__(self) -> None:
+        self.state: CallState | None = None
+        self._busy = threading.Lock()
 
-def hand_over(exc: BaseException) -> None:
-    """Keep what a raw kernel function raised for the runner, which raises it instead of the trap it became."""
-    state = _local.state
-    if state is not None and state.pending is None:
-        state.pending = exc
+    @contextmanager
+    def running(self, state: CallState) -> Iterator[CallState]:
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("this ExtismRunner is already running a call: use one runner per thread")
+        self.state = state
+        try:
+            yield state
+        finally:
+            self.state = None
+            self._busy.release()
 
-
-def current() -> CallState:
-    """The call this thread is running; kernel functions are only ever entered from inside one."""
-    state = _local.state
-    if state is None:
-        raise ModuleTrap("an Extism kernel function was called outside a call", trap_code="kernel")
-    return state
-
-
-@contextmanager
-def running(state: CallState) -> Iterator[CallState]:
-    """Make `state` the current call of this thread (a store runs on one thread at a time)."""
-    previous = _local.state
-    _local.state = state
-    try:
-        yield state
-    finally:
-        _local.state = previous
+    def hand_over(self, exc: BaseException) -> None:
+        """Keep what a raw kernel function raised for the runner, which raises it instead of the trap it became."""
+        state = self.state
+        if state is not None and state.pending is None:
+            state.pending = exc
