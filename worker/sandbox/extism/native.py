@@ -111,18 +111,18 @@ def _raise(error: int | None, scratch: Any) -> None:
 
 def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_caller: bool, slot: Slot) -> Any:
     """A C callback that calls `func` with the slot's call state and the raw integer arguments (and before them
-    the caller's context address, when `needs_caller`). Specialised by arity: it runs for every kernel call."""
-    context = _C["caller_context"]
+    the caller's address, when `needs_caller`: see `charge_fuel`). Specialised by arity: it runs for every kernel
+    call."""
     trap_new = _C["trap_new"]
     message = b"extism kernel function failed"
     args: Callable[[int, Any], tuple[int, ...]]
     if nparams == 0:
-        args = (lambda caller, vals: (context(caller),)) if needs_caller else (lambda caller, vals: ())
+        args = (lambda caller, vals: (caller,)) if needs_caller else (lambda caller, vals: ())
     elif nparams == 1:
-        args = (lambda caller, vals: (context(caller), vals[0])) if needs_caller else (lambda caller, vals: (vals[0],))
+        args = (lambda caller, vals: (caller, vals[0])) if needs_caller else (lambda caller, vals: (vals[0],))
     elif nparams == 2:
         args = (
-            (lambda caller, vals: (context(caller), vals[0], vals[_RAW_STRIDE]))
+            (lambda caller, vals: (caller, vals[0], vals[_RAW_STRIDE]))
             if needs_caller
             else (lambda caller, vals: (vals[0], vals[_RAW_STRIDE]))
         )
@@ -168,8 +168,9 @@ def define(linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncTyp
         _raise(error, None)
 
 
-def charge_fuel(context: int, units: int) -> bool:
-    """Take `units` of fuel from a caller's context; False (and fuel set to 0) when it has fewer."""
+def charge_fuel(caller: int, units: int) -> bool:
+    """Take `units` of fuel from a kernel function's caller (its store); False (and fuel 0) when it has fewer."""
+    context = _C["caller_context"](caller)
     left = c_uint64(0)
     if _C["get_fuel"](context, ctypes.addressof(left)):
         return False  # pragma: no cover - the engine meters fuel, so this does not fail

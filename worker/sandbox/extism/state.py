@@ -22,17 +22,6 @@ _ENTRY_OVERHEAD = 64  # per var or log line: Extism counts its map entries' head
 
 
 @dataclass(frozen=True)
-class LogLine:
-    """One line a plugin logged (invalid UTF-8 replaced)."""
-
-    level: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"level": self.level, "message": self.message}
-
-
-@dataclass(frozen=True)
 class CallLimits:
     """The per-call bounds of what the host keeps for a plugin besides its linear memory."""
 
@@ -60,6 +49,7 @@ class CallState:
         "logs_dropped",
         "memory",
         "output",
+        "owed",
         "pending",
         "var_bytes",
         "vars",
@@ -70,6 +60,7 @@ class CallState:
     ) -> None:
         self.limits = limits
         self.charge = charge  # take fuel through a kernel function's caller: False when too little is left
+        self.owed = 0  # bytes of host work not yet taken from the fuel (kernel._charge)
         self.memory: GuestMemory | None = None  # the plugin's exported memory, once instantiated
         self.pending: BaseException | None = None  # what a raw kernel function raised (see native.py)
         self.blocks = BlockStore(limits.block_bytes)
@@ -80,7 +71,7 @@ class CallState:
         self.error = 0
         self.vars: dict[str, bytes] = {}
         self.var_bytes = 0
-        self.logs: list[LogLine] = []
+        self.logs: list[dict[str, str]] = []  # {"level", "message"} (invalid UTF-8 replaced): a job result's shape
         self.log_bytes = 0
         self.logs_dropped = 0
 
@@ -126,11 +117,11 @@ class CallState:
         if len(self.logs) >= self.limits.log_lines or self.log_bytes + cost > self.limits.log_bytes:
             self.logs_dropped += 1
             return
-        self.logs.append(LogLine(LOG_LEVELS[level], raw.decode("utf-8", errors="replace")))
+        self.logs.append({"level": LOG_LEVELS[level], "message": raw.decode("utf-8", errors="replace")})
         self.log_bytes += cost
 
     def log_dicts(self) -> list[dict[str, str]]:
-        lines = [line.to_dict() for line in self.logs]
+        lines = list(self.logs)
         if self.logs_dropped:
             lines.append({"level": "warn", "message": f"[{self.logs_dropped} more log lines dropped]"})
         return lines
