@@ -81,6 +81,17 @@
   (func (export "http") (result i32)
     (drop (call $http_request (call $block (i32.const 16) (i32.const 53)) (i64.const 0)))
     (i32.const 0))
+  (func (export "http_nested") (result i32)       ;; 5000 '[': too deep for a JSON parser's recursion
+    (local $h i64) (local $i i64)
+    (local.set $h (call $alloc (i64.const 5000)))
+    (block $done
+      (loop $fill
+        (br_if $done (i64.ge_u (local.get $i) (i64.const 5000)))
+        (call $store_u8 (i64.add (local.get $h) (local.get $i)) (i32.const 0x5b))
+        (local.set $i (i64.add (local.get $i) (i64.const 1)))
+        (br $fill)))
+    (drop (call $http_request (local.get $h) (i64.const 0)))
+    (i32.const 0))
   (func (export "var_roundtrip") (result i32)     ;; set var "key" = the input, answer var_get("key")
     (local $v i64) (local $i i64) (local $n i64)
     (local.set $n (call $input_length))

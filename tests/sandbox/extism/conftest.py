@@ -17,7 +17,8 @@ CORPUS = ROOT / "tests" / "corpora" / "extism"
 GREETING = ROOT / "modules" / "greeting_extism" / "greeting_extism.wasm"
 ABUSE_EXPORTS = (
     "load_unknown store_unknown load_past_end use_after_free output_bogus output_past_end output_huge_length "
-    "length_unknown free_unknown input_past_end error_bogus config_bogus http var_roundtrip var_read var_huge "
+    "length_unknown free_unknown input_past_end error_bogus config_bogus http http_nested var_roundtrip var_read "
+    "var_huge "
     "alloc_huge alloc_forever alloc_free_forever log_flood rc_seven error_and_rc_zero invalid_utf8 "
     "oversize_output spin grow_memory no_rc"
 ).split()

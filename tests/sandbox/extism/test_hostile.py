@@ -30,6 +30,7 @@ FAILURES: list[tuple[str, type[WasmqError], str | None, dict[str, Any]]] = [
     ("error_bogus", ModuleTrap, "bad_handle", {}),
     ("config_bogus", ModuleTrap, "bad_handle", {}),
     ("http", ModuleTrap, "http_denied", {}),
+    ("http_nested", ModuleTrap, "http_denied", {}),
     ("rc_seven", ModuleTrap, "plugin_error", {}),
     ("error_and_rc_zero", ModuleTrap, "plugin_error", {}),
     ("output_bogus", InvalidOutput, None, {}),

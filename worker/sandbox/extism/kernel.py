@@ -214,7 +214,7 @@ def http_request(state: CallState, request_offset: int, body_offset: int) -> int
         request = json.loads(raw)
         if isinstance(request, dict) and isinstance(request.get("url"), str):
             url = request["url"][:200]
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep for the parser: the URL stays unknown
         pass
     raise ModuleTrap(f"http_request is denied to plugins (request to {url})", trap_code="http_denied")
 

@@ -111,7 +111,8 @@ class ExtismRunner:
         config: Mapping[str, str] | None = None,
         max_input_bytes: int | None = None,
     ) -> tuple[str, ExtismUsage]:
-        """Run `function` with `input`; the checked answer and its usage, or a `WasmqError`."""
+        """Run `function` with `input` (`max_input_bytes` defaults to what fits the memory cap); the checked answer
+        and its usage, or a `WasmqError`."""
         if function not in plugin.returns_rc:
             raise ModuleRejected(f"module {plugin.ref}: function {function!r} was not checked at load time")
         limit = memory_bytes - BLOCK_OVERHEAD if max_input_bytes is None else max_input_bytes
