@@ -42,7 +42,9 @@ say "wat2wasm $(wat2wasm --version), node $(node --version), npm $(npm --version
 pip_install() { # pip_install VENV SPEC: create VENV if needed, install SPEC unless that version is there
     local venv="$1" spec="$2"
     [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-    if ! "$venv/bin/python" -m pip show "${spec%%==*}" 2>/dev/null | grep -qx "Version: ${spec##*==}"; then
+    local shown
+    shown="$("$venv/bin/python" -m pip show "${spec%%==*}" 2>/dev/null || true)"  # not piped: grep -q ends early
+    if ! grep -qx "Version: ${spec##*==}" <<< "$shown"; then
         say "pip install $spec into ${venv#"$ROOT/"}"
         "$venv/bin/python" -m pip install -q "$spec"
     fi
