@@ -22,8 +22,7 @@ import wasmtime
 
 from ...errors import FuelExhausted, InvalidOutput, ModuleTrap
 from ..memory import GuestMemory
-from . import native
-from .state import LOG_LEVELS, CallState, Slot
+from .state import LOG_LEVELS, CallState
 
 MODULE: Final = "extism:host/env"
 BYTES_PER_FUEL: Final = 8
@@ -248,67 +247,6 @@ def _as_string(memory: GuestMemory | None, ptr: int) -> str:
         return "?"
 
 
-# -- the hot ones, raw ------------------------------------------------------------------------------------
-# PDKs move every byte through these (an AssemblyScript greeting: 40 of its 48 kernel calls), so on the native
-# path each is one function over the raw argument array (`vals[0]`, `vals[2]`: see native.py), the call's block
-# cache read in place. Same answers and refusals as the functions above, which they fall back to
-# whenever the access is not inside the cached block.
-
-
-def _raw_load_u8(state: CallState, vals: Any) -> None:
-    blocks = state.blocks
-    address = vals[0]  # signed: a negative one (>= 2**63 unsigned) is never in the cache, load_u8 masks it
-    if blocks.cache_start <= address < blocks.cache_end:
-        vals[0] = blocks.cached[address - blocks.cache_start]
-    else:
-        vals[0] = load_u8(state, address)
-
-
-def _raw_store_u8(state: CallState, vals: Any) -> None:
-    blocks = state.blocks
-    address = vals[0]
-    if blocks.cache_start <= address < blocks.cache_end:
-        blocks.cached[address - blocks.cache_start] = vals[2] & 0xFF
-    else:
-        store_u8(state, address, vals[2])
-
-
-def _raw_load_u64(state: CallState, vals: Any) -> None:
-    blocks = state.blocks
-    address = vals[0]
-    if blocks.cache_start <= address and address + 8 <= blocks.cache_end:
-        vals[0] = _I64.unpack_from(blocks.cached, address - blocks.cache_start)[0]
-    else:
-        vals[0] = load_u64(state, address)
-
-
-def _raw_store_u64(state: CallState, vals: Any) -> None:
-    blocks = state.blocks
-    address = vals[0]
-    if blocks.cache_start <= address and address + 8 <= blocks.cache_end:
-        _I64.pack_into(blocks.cached, address - blocks.cache_start, vals[2])
-    else:
-        store_u64(state, address, vals[2])
-
-
-def _raw_input_load_u8(state: CallState, vals: Any) -> None:
-    vals[0] = input_load_u8(state, vals[0])
-
-
-def _raw_input_load_u64(state: CallState, vals: Any) -> None:
-    vals[0] = input_load_u64(state, vals[0])
-
-
-RAW: Final[dict[str, Callable[[CallState, Any], None]]] = {
-    "load_u8": _raw_load_u8,
-    "store_u8": _raw_store_u8,
-    "load_u64": _raw_load_u64,
-    "store_u64": _raw_store_u64,
-    "input_load_u8": _raw_input_load_u8,
-    "input_load_u64": _raw_input_load_u64,
-}
-
-
 # -- the table ------------------------------------------------------------------------------------------
 
 # name -> (params, results, function, needs the caller)
@@ -345,32 +283,3 @@ def signature(name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     if entry is None:
         return None
     return tuple(str(t) for t in entry[0]), tuple(str(t) for t in entry[1])
-
-
-def _all() -> dict[tuple[str, str], tuple[wasmtime.FuncType, Any, int, bool, bool]]:
-    table = {(MODULE, n): (list(p), list(r), f, c) for n, (p, r, f, c) in FUNCTIONS.items()}
-    table[ABORT] = ([I32] * 4, [], abort, False)
-    return {key: (wasmtime.FuncType(p, r), f, len(p), bool(r), c) for key, (p, r, f, c) in table.items()}
-
-
-def define(linker: wasmtime.Linker, slot: Slot, *, fast: bool) -> list[Any]:
-    """Put every kernel function (and env.abort) into `linker`, each reading its call's state from `slot`:
-    raw callbacks (`native.py`) when `fast`, else wasmtime-py's trampolines. Store-independent either way: one
-    linker serves every call of its runner. Returns the callbacks, which must live as long as the linker."""
-    keep: list[Any] = []
-    for (module, name), (ty, func, nparams, has_result, needs_caller) in _all().items():
-        if not fast:
-            linker.define_func(module, name, ty, _public(func, slot), needs_caller)
-            continue
-        if module == MODULE and name in RAW:
-            cb = native.raw_callback(RAW[name], slot)
-        else:
-            cb = native.callback(func, nparams, has_result, needs_caller, slot)
-        native.define(linker, module, name, ty, cb)
-        keep.append(cb)
-    return keep
-
-
-def _public(func: Callable[..., Any], slot: Slot) -> Callable[..., Any]:
-    """A wasmtime-py host function: `func` with the slot's call state first (then the caller, if it takes one)."""
-    return lambda *args: func(slot.state, *args)

@@ -27,7 +27,7 @@ from ..memory import GuestMemory
 from ..traps import classify
 from ..validate import check_output_length, decode_output, encode_input
 from ..wasi import CapturedStream, denied_wasi
-from . import kernel, native
+from . import kernel, link, native
 from .blocks import BLOCK_OVERHEAD
 from .plugin import ExtismPlugin
 from .state import LOG_LEVELS, CallLimits, CallState, Slot
@@ -84,7 +84,7 @@ class ExtismRunner:
         self.linker = wasmtime.Linker(engine)
         self.linker.define_wasi()
         self._slot = Slot()
-        self._callbacks = kernel.define(self.linker, self._slot, fast=self.fast)
+        self._callbacks = link.define(self.linker, self._slot, fast=self.fast)
         self._charge = native.charge_fuel if self.fast else kernel.charge_public
         self._pre: weakref.WeakKeyDictionary[ExtismPlugin, tuple[wasmtime.InstancePre, int]] = (
             weakref.WeakKeyDictionary()
