@@ -95,3 +95,12 @@ def test_runners_in_threads(runner: ExtismRunner, greeting: ExtismPlugin) -> Non
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(work, range(4)))
     assert results == [[f"Hello World, n{t}-{i}!" for i in range(30)] for t in range(4)]
+
+
+def test_memory_cap_inside_the_plugin(runner: ExtismRunner, greeting: ExtismPlugin) -> None:
+    """The plugin's allocator hits the cap (memory.grow refused, its abort traps): MemoryLimitExceeded."""
+    from worker.errors import MemoryLimitExceeded
+
+    with pytest.raises(MemoryLimitExceeded):
+        runner.call(greeting, "greet", "x" * 40_000, **{**LIMITS, "memory_bytes": 128 * 1024})
+    assert runner.call(greeting, "greet", "x" * 40_000, **LIMITS)[0] == f"Hello World, {'x' * 40_000}!"
