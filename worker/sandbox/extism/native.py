@@ -182,18 +182,27 @@ def charge_fuel(caller: int, units: int) -> bool:
 # -- a call's store and instance ----------------------------------------------------------------------
 
 
+def new_scratch() -> Any:
+    """The few bytes a `NativeStore` passes to the C API (trap pointer, fuel, instance, result, exports)."""
+    return (ctypes.c_uint8 * _SCRATCH)()
+
+
 class NativeStore:
     """A native store with limits, fuel and an epoch deadline, one instance, and its exports by name."""
 
     __slots__ = ("ctx", "next_extern", "ptr", "scratch", "scratch_at")
 
-    def __init__(self, engine: int, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int) -> None:
+    def __init__(
+        self, engine: int, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int, scratch: Any = None
+    ) -> None:
         ptr = _C["store_new"](engine, None, None)
         if not ptr:
             raise MemoryError("wasmtime_store_new failed")
         self.ptr: int = ptr
         self.ctx: int = _C["store_context"](ptr)
-        self.scratch = (ctypes.c_uint8 * _SCRATCH)()
+        # A caller running one store at a time may lend one scratch block to all of them (`new_scratch`).
+        self.scratch = scratch if scratch is not None else new_scratch()
+        _U64.pack_into(self.scratch, _TRAP, 0)
         self.scratch_at = ctypes.addressof(self.scratch)
         self.next_extern = _EXTERNS
         _C["limiter"](ptr, memory_bytes, table_elements, -1, -1, 1)

@@ -86,6 +86,8 @@ class ExtismRunner:
         self._slot = Slot()
         self._callbacks = link.define(self.linker, self._slot, fast=self.fast)
         self._charge = native.charge_fuel if self.fast else kernel.charge_public
+        self._limits: dict[int, CallLimits] = {}
+        self._scratch = native.new_scratch() if self.fast else None
         self._pre: weakref.WeakKeyDictionary[ExtismPlugin, tuple[wasmtime.InstancePre, int]] = (
             weakref.WeakKeyDictionary()
         )
@@ -126,14 +128,18 @@ class ExtismRunner:
             raise InvalidInput(f"input must be bytes or a string, not {type(input).__name__}")
         if len(data) + BLOCK_OVERHEAD > memory_bytes:
             raise InvalidInput(f"input of {len(data)} bytes does not fit the call's memory cap of {memory_bytes}")
-        limits = CallLimits(
-            block_bytes=memory_bytes,
-            var_bytes=self.max_var_bytes,
-            log_bytes=self.max_log_bytes,
-            log_level=self.log_level,
-        )
+        limits = self._limits.get(memory_bytes)
+        if limits is None:
+            limits = CallLimits(memory_bytes, self.max_var_bytes, self.max_log_bytes, log_level=self.log_level)
+            if len(self._limits) < 64:  # a handful of caps in practice; never an unbounded cache
+                self._limits[memory_bytes] = limits
         state = CallState(data, dict(config or {}), limits, self._charge)
-        rc, usage = self._run(plugin, function, state, fuel=fuel, timeout_ms=timeout_ms, memory_bytes=memory_bytes)
+        # The slot first: it refuses a second call at once, before any store borrows the runner's scratch block.
+        self._slot.enter(state)  # not a `with`: a generator context manager costs a few µs per call
+        try:
+            rc, usage = self._run(plugin, function, state, fuel=fuel, timeout_ms=timeout_ms, memory_bytes=memory_bytes)
+        finally:
+            self._slot.leave()
         message = state.error_message()
         if message is not None:
             raise ModuleTrap(f"plugin error: {message}", trap_code="plugin_error", usage=usage.to_dict())
@@ -165,6 +171,7 @@ class ExtismRunner:
                 table_elements=MAX_TABLE_ELEMENTS,
                 fuel=fuel,
                 ticks=ticks,
+                scratch=self._scratch,  # one call at a time per runner (its Slot), so one scratch block
             )
         else:
             store = _PublicCall(self.engine, memory_bytes=memory_bytes, fuel=fuel, ticks=ticks)
@@ -174,8 +181,7 @@ class ExtismRunner:
                 limit = self.max_captured_output
                 store.set_wasi(denied_wasi(CapturedStream(limit), CapturedStream(limit)))
             try:
-                with self._slot.running(state):
-                    rc = self._instantiate_and_call(store, plugin, function, state)
+                rc = self._instantiate_and_call(store, plugin, function, state)
             except Exception as exc:
                 linear = state.memory.size if state.memory is not None else None
                 usage = self._usage(store.fuel_left(), state, fuel, started, linear or 0)

@@ -140,16 +140,23 @@ class Slot:
         self.state: CallState | None = None
         self._busy = threading.Lock()
 
-    @contextmanager
-    def running(self, state: CallState) -> Iterator[CallState]:
+    def enter(self, state: CallState) -> None:
+        """Make `state` the running call (pair with `leave`, in a `finally`)."""
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("this ExtismRunner is already running a call: use one runner per thread")
         self.state = state
+
+    def leave(self) -> None:
+        self.state = None
+        self._busy.release()
+
+    @contextmanager
+    def running(self, state: CallState) -> Iterator[CallState]:
+        self.enter(state)
         try:
             yield state
         finally:
-            self.state = None
-            self._busy.release()
+            self.leave()
 
     def hand_over(self, exc: BaseException) -> None:
         """Keep what a raw kernel function raised for the runner, which raises it instead of the trap it became."""
