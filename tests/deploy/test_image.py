@@ -156,3 +156,18 @@ def test_warm_cache_fails_the_build_on_a_rejected_module(tmp_path: Path) -> None
         timeout=120,
     )
     assert done.returncode == 1 and "REJECTED" in done.stderr, (done.stdout, done.stderr)
+
+
+def test_the_dockerignore_keeps_module_toolchains_out() -> None:
+    """modules/ is copied whole: the npm and pip toolchains of its builds, and the big components that are not in
+    the manifest, stay out of the image."""
+    patterns = dockerignore()
+    for path in (
+        "modules/greeting_extism/node_modules",
+        "modules/greeting_js/node_modules",
+        "modules/greeting_py/.venv",
+        "modules/greeting_py/greeting_py.wasm",
+        "modules/greeting_js/greeting_js.wasm",
+    ):
+        assert ignored(path, patterns), path
+    assert not ignored("modules/greeting_extism/greeting_extism.wasm", patterns)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the Python greeting component and installs it next to its source:
+#
+#   app.py  class WitWorld: greet(name) -> "Hello World, <name>!", for the world `greeter`
+#           of modules/greeting_component/greeting.wit
+#
+#   componentize-py -d greeting.wit -w greeter componentize --stub-wasi app
+#       -> greeting_py.wasm: CPython compiled to wasm, pre-initialised with app.py
+#          imported (a heap snapshot), every WASI import replaced by a trapping stub,
+#          so the component imports nothing (the component ABI grants no imports)
+#
+# Toolchain: componentize-py from PyPI, pinned in modules/toolchains.sh, installed into
+# modules/greeting_py/.venv (COMPONENTIZE_PY overrides).
+#
+# Built twice; the two builds are compared but NOT required to be byte-identical:
+# componentize-py pre-initialises the interpreter at build time with the build machine's
+# randomness (Python's hash seed and PRNG state end up in the snapshot), so each build's
+# heap, and the file's size, differ. Both builds are checked to export the world.
+#
+# Usage: modules/greeting_py/build.sh     (from any directory)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+
+die() { echo "greeting_py/build.sh: $*" >&2; exit 1; }
+
+# shellcheck source=../../modules/reproducible.sh
+source "$ROOT/modules/reproducible.sh"
+find_wasm_tools
+
+COMPONENTIZE_PY="${COMPONENTIZE_PY:-$HERE/.venv/bin/componentize-py}"
+[[ -x "$COMPONENTIZE_PY" ]] || die "no $COMPONENTIZE_PY (run modules/toolchains.sh)"
+echo "componentize-py: $("$COMPONENTIZE_PY" --version)"
+
+build_into() { # build_into DIR: from a clean copy of the sources (no __pycache__ in the tree)
+    mkdir -p "$1/src"
+    cp "$HERE/app.py" "$ROOT/modules/greeting_component/greeting.wit" "$1/src/"
+    (cd "$1/src" && PYTHONDONTWRITEBYTECODE=1 "$COMPONENTIZE_PY" -d greeting.wit -w greeter \
+        componentize --stub-wasi app -o "$1/greeting_py.wasm" >/dev/null)
+    rm -rf "$1/src"
+    "$WASM_TOOLS" component wit "$1/greeting_py.wasm" | grep -q 'export greet: func(name: string) -> string;' \
+        || die "greeting_py.wasm does not export greet: func(name: string) -> string"
+    if "$WASM_TOOLS" component wit "$1/greeting_py.wasm" | grep -q '^ *import '; then
+        die "greeting_py.wasm imports something; it must import nothing"
+    fi
+}
+
+echo "building (1/2)"; build_into "$SCRATCH/a"
+echo "building (2/2)"; build_into "$SCRATCH/b"
+if cmp -s "$SCRATCH/a/greeting_py.wasm" "$SCRATCH/b/greeting_py.wasm"; then
+    echo "reproducible: both builds are byte-identical"
+else
+    echo "not reproducible (expected for componentize-py): $(wc -c < "$SCRATCH/a/greeting_py.wasm") and" \
+         "$(wc -c < "$SCRATCH/b/greeting_py.wasm") bytes; keeping the first"
+fi
+
+cp "$SCRATCH/a/greeting_py.wasm" "$HERE/greeting_py.wasm"
+printf '  %-52s %8d bytes  %s\n' "modules/greeting_py/greeting_py.wasm" \
+    "$(wc -c < "$HERE/greeting_py.wasm")" "$(sha256sum "$HERE/greeting_py.wasm" | cut -d' ' -f1)"

@@ -1,0 +1,284 @@
+"""The fast way across the wasmtime C API for Extism calls: raw kernel functions and a raw per-call store.
+
+An AssemblyScript greeting makes about 50 kernel calls (its PDK copies strings a byte or eight bytes at a time).
+wasmtime-py's `Linker.define_func` trampoline costs about 20 µs a call (it wraps the caller and builds `Val`s and
+`ValType`s for every argument and result): 1 ms per greeting. Defined with `wasmtime_linker_define_func_unchecked`,
+a kernel function gets the raw argument array instead, for about 0.5 µs a call; the store, the instance and the
+export look-ups of a call go straight through the C API too (the public API spends about 90 µs there).
+
+This uses wasmtime-py internals (`wasmtime._ffi`: the loaded library and its struct layouts), checked when this
+module is imported (`AVAILABLE`); without them the runner uses the public API, which behaves the same, slower.
+A kernel function that raises hands its exception to the runner through the runner's slot and traps; the runner
+then raises that exception instead of the trap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable
+from ctypes import c_bool, c_char_p, c_int64, c_size_t, c_uint64, c_void_p
+from typing import Any, Final
+
+import wasmtime
+
+from ..memory import GuestMemory
+from .state import Slot
+
+try:
+    from wasmtime import _ffi
+except ImportError:  # pragma: no cover - a wasmtime-py without the module layout we know
+    _ffi = None  # type: ignore[assignment]
+
+CALLBACK = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, ctypes.POINTER(c_int64), c_size_t)
+_RAW_STRIDE: Final = 2  # a wasmtime_val_raw_t is 16 bytes: two int64 slots per value
+_EXTERN_FUNC, _EXTERN_MEMORY = 0, 3
+# The per-store scratch block: trap pointer, fuel, instance (16 bytes), one result, then 32-byte externs.
+_TRAP, _FUEL, _INSTANCE, _RESULT, _EXTERNS, _SCRATCH = 0, 8, 16, 32, 48, 48 + 4 * 32
+_U64 = struct.Struct("<Q")
+_I32 = struct.Struct("<i")
+
+
+def _load() -> dict[str, Any]:
+    if _ffi is None:
+        raise ImportError("wasmtime._ffi is missing")
+    if not (
+        ctypes.sizeof(_ffi.wasmtime_val_raw_t) == 8 * _RAW_STRIDE
+        and ctypes.sizeof(_ffi.wasmtime_extern_t) == 32
+        and _ffi.wasmtime_extern_t.of.offset == 8
+        and ctypes.sizeof(_ffi.wasmtime_instance_t) == 16
+        and _ffi.WASMTIME_EXTERN_FUNC.value == _EXTERN_FUNC
+        and _ffi.WASMTIME_EXTERN_MEMORY.value == _EXTERN_MEMORY
+    ):
+        raise TypeError("wasmtime-py's C struct layout is not the one this fast path was written for")
+    p = c_void_p
+
+    def bind(name: str, restype: Any, *argtypes: Any) -> Any:
+        assert _ffi is not None
+        func = _ffi.dll[name]  # a new function object: wasmtime-py's own prototype is left untouched
+        func.restype, func.argtypes = restype, list(argtypes)
+        return func
+
+    return {
+        "define": bind("wasmtime_linker_define_func_unchecked", p, p, c_char_p, c_size_t, c_char_p, c_size_t, p,
+                       CALLBACK, p, p),
+        "caller_context": bind("wasmtime_caller_context", p, p),
+        "trap_new": bind("wasmtime_trap_new", p, c_char_p, c_size_t),
+        "store_new": bind("wasmtime_store_new", p, p, p, p),
+        "store_context": bind("wasmtime_store_context", p, p),
+        "store_delete": bind("wasmtime_store_delete", None, p),
+        "limiter": bind("wasmtime_store_limiter", None, p, c_int64, c_int64, c_int64, c_int64, c_int64),
+        "set_fuel": bind("wasmtime_context_set_fuel", p, p, c_uint64),
+        "get_fuel": bind("wasmtime_context_get_fuel", p, p, p),
+        "set_epoch_deadline": bind("wasmtime_context_set_epoch_deadline", None, p, c_uint64),
+        "set_wasi": bind("wasmtime_context_set_wasi", p, p, p),
+        "pre_instantiate": bind("wasmtime_instance_pre_instantiate", p, p, p, p, p),
+        "export_get": bind("wasmtime_instance_export_get", c_bool, p, p, c_char_p, c_size_t, p),
+        "func_call": bind("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p),
+        "memory_data": bind("wasmtime_memory_data", p, p, p),
+        "memory_data_size": bind("wasmtime_memory_data_size", c_size_t, p, p),
+    }  # fmt: skip
+
+
+try:
+    _C = _load()
+    AVAILABLE, UNAVAILABLE_REASON = True, ""
+except (ImportError, AttributeError, TypeError) as _exc:  # pragma: no cover - depends on the wasmtime-py build
+    _C, AVAILABLE, UNAVAILABLE_REASON = {}, False, f"{type(_exc).__name__}: {_exc}"
+
+
+def address(obj: Any) -> int:
+    """The native address behind a wasmtime-py object (`Engine`, `Linker`, `FuncType`, `InstancePre`)."""
+    value = ctypes.cast(obj.ptr(), c_void_p).value
+    if not value:
+        raise ValueError(f"{type(obj).__name__} has no native object")
+    return int(value)
+
+
+def _raise(error: int | None, scratch: Any) -> None:
+    """Raise what the public API would: `WasmtimeError` (or `ExitTrap`) for an error, `Trap` for a trap."""
+    assert _ffi is not None
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(_ffi.wasmtime_error_t)))
+    (trap,) = _U64.unpack_from(scratch, _TRAP)
+    if trap:
+        _U64.pack_into(scratch, _TRAP, 0)
+        raise wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(_ffi.wasm_trap_t)))
+
+
+# -- kernel functions as raw callbacks ----------------------------------------------------------------
+
+
+def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_caller: bool, slot: Slot) -> Any:
+    """A C callback that calls `func` with the slot's call state and the raw integer arguments (and before them
+    the caller's address, when `needs_caller`: see `charge_fuel`). Specialised by arity: it runs for every kernel
+    call."""
+    trap_new = _C["trap_new"]
+    message = b"extism kernel function failed"
+    args: Callable[[int, Any], tuple[int, ...]]
+    if nparams == 0:
+        args = (lambda caller, vals: (caller,)) if needs_caller else (lambda caller, vals: ())
+    elif nparams == 1:
+        args = (lambda caller, vals: (caller, vals[0])) if needs_caller else (lambda caller, vals: (vals[0],))
+    elif nparams == 2:
+        args = (
+            (lambda caller, vals: (caller, vals[0], vals[_RAW_STRIDE]))
+            if needs_caller
+            else (lambda caller, vals: (vals[0], vals[_RAW_STRIDE]))
+        )
+    else:
+        args = lambda caller, vals: tuple(vals[i * _RAW_STRIDE] for i in range(nparams))  # noqa: E731
+
+    def run(env: int, caller: int, vals: Any, count: int) -> int:
+        try:
+            result = func(slot.state, *args(caller, vals))
+            if has_result:
+                vals[0] = result
+            return 0
+        except BaseException as exc:
+            slot.hand_over(exc)
+            return int(trap_new(message, len(message)) or 0)
+
+    return CALLBACK(run)
+
+
+def raw_callback(func: Callable[[Any, Any], None], slot: Slot) -> Any:
+    """A C callback that hands `func` the call state and the raw argument array (it reads and writes
+    `vals[i * 2]`)."""
+    trap_new = _C["trap_new"]
+    message = b"extism kernel function failed"
+
+    def run(env: int, caller: int, vals: Any, count: int) -> int:
+        try:
+            func(slot.state, vals)
+            return 0
+        except BaseException as exc:
+            slot.hand_over(exc)
+            return int(trap_new(message, len(message)) or 0)
+
+    return CALLBACK(run)
+
+
+def define(linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType, cb: Any) -> None:
+    """Put a raw callback (from `callback`) into `linker`; keep `cb` alive as long as the linker."""
+    encoded_module, encoded_name = module.encode(), name.encode()
+    error = _C["define"](address(linker), encoded_module, len(encoded_module), encoded_name, len(encoded_name),
+                         address(ty), cb, None, None)  # fmt: skip
+    if error:
+        _raise(error, None)
+
+
+def charge_fuel(caller: int, units: int) -> bool:
+    """Take `units` of fuel from a kernel function's caller (its store); False (and fuel 0) when it has fewer."""
+    context = _C["caller_context"](caller)
+    left = c_uint64(0)
+    if _C["get_fuel"](context, ctypes.addressof(left)):
+        return False  # pragma: no cover - the engine meters fuel, so this does not fail
+    enough = left.value >= units
+    _C["set_fuel"](context, left.value - units if enough else 0)
+    return enough
+
+
+# -- a call's store and instance ----------------------------------------------------------------------
+
+
+def new_scratch() -> Any:
+    """The few bytes a `NativeStore` passes to the C API (trap pointer, fuel, instance, result, exports)."""
+    return (ctypes.c_uint8 * _SCRATCH)()
+
+
+class NativeStore:
+    """A native store with limits, fuel and an epoch deadline, one instance, and its exports by name."""
+
+    __slots__ = ("ctx", "next_extern", "ptr", "scratch", "scratch_at")
+
+    def __init__(
+        self, engine: int, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int, scratch: Any = None
+    ) -> None:
+        ptr = _C["store_new"](engine, None, None)
+        if not ptr:
+            raise MemoryError("wasmtime_store_new failed")
+        self.ptr: int = ptr
+        self.ctx: int = _C["store_context"](ptr)
+        # A caller running one store at a time may lend one scratch block to all of them (`new_scratch`).
+        self.scratch = scratch if scratch is not None else new_scratch()
+        _U64.pack_into(self.scratch, _TRAP, 0)
+        self.scratch_at = ctypes.addressof(self.scratch)
+        self.next_extern = _EXTERNS
+        _C["limiter"](ptr, memory_bytes, table_elements, -1, -1, 1)
+        error = _C["set_fuel"](self.ctx, fuel)
+        if error:
+            self.close()
+            _raise(error, self.scratch)
+        _C["set_epoch_deadline"](self.ctx, ticks)
+
+    def context(self) -> int:
+        if not self.ctx:
+            raise ValueError("this store is closed")  # a dangling context would crash the process
+        return self.ctx
+
+    def set_wasi(self, config: wasmtime.WasiConfig) -> None:
+        error = _C["set_wasi"](self.context(), int(ctypes.cast(config._consume(), c_void_p).value or 0))
+        if error:
+            _raise(error, self.scratch)
+
+    def fuel_left(self) -> int:
+        if _C["get_fuel"](self.context(), self.scratch_at + _FUEL):
+            return 0  # pragma: no cover
+        return int(_U64.unpack_from(self.scratch, _FUEL)[0])
+
+    def instantiate(self, pre: int) -> None:
+        at = self.scratch_at
+        error = _C["pre_instantiate"](pre, self.context(), at + _INSTANCE, at + _TRAP)
+        if error or _U64.unpack_from(self.scratch, _TRAP)[0]:
+            _raise(error, self.scratch)
+
+    def export(self, name: str, kind: int) -> int:
+        """The address of export `name`'s value if it is of `kind`, else 0."""
+        if self.next_extern >= _SCRATCH:
+            raise RuntimeError("too many exports looked up in one call")
+        slot = self.scratch_at + self.next_extern
+        encoded = name.encode()
+        if not _C["export_get"](self.context(), self.scratch_at + _INSTANCE, encoded, len(encoded), slot):
+            return 0
+        if self.scratch[self.next_extern] != kind:
+            return 0
+        self.next_extern += 32
+        return slot + 8
+
+    def func(self, name: str) -> int:
+        return self.export(name, _EXTERN_FUNC)
+
+    def call(self, func: int, has_result: bool) -> int:
+        """Call a `() -> i32` or `() -> ()` function; its result (0 when it has none)."""
+        at = self.scratch_at
+        _U64.pack_into(self.scratch, _RESULT, 0)
+        error = _C["func_call"](self.context(), func, at + _RESULT, 1, at + _TRAP)
+        if error or _U64.unpack_from(self.scratch, _TRAP)[0]:
+            _raise(error, self.scratch)
+        return int(_I32.unpack_from(self.scratch, _RESULT)[0]) if has_result else 0
+
+    def memory(self) -> GuestMemory:
+        return NativeMemory(self, self.export("memory", _EXTERN_MEMORY))
+
+    def close(self) -> None:
+        if self.ptr:
+            ptr, self.ptr, self.ctx = self.ptr, 0, 0
+            _C["store_delete"](ptr)
+
+
+class NativeMemory(GuestMemory):
+    """`GuestMemory` over the exported memory of a `NativeStore`; size and base read fresh on every access."""
+
+    __slots__ = ("at", "native")
+
+    def __init__(self, native: NativeStore, at: int) -> None:  # no wasmtime.Memory/Store: see size, _base
+        self.native = native
+        self.at = at
+
+    @property
+    def size(self) -> int:
+        return int(_C["memory_data_size"](self.native.context(), self.at)) if self.at else 0
+
+    def _base(self) -> int:
+        return int(_C["memory_data"](self.native.context(), self.at))
