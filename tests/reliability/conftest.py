@@ -52,7 +52,7 @@ class Scenario:
         return Client(self.settings)
 
     def dead(self) -> DeadLetters:
-        return DeadLetters.from_url(self.settings.redis_url, self.settings.queue)
+        return DeadLetters.for_settings(self.settings)
 
     def start_worker(self, client: Client, concurrency: int = 2, env: dict[str, str] | None = None) -> WorkerProcess:
         worker = WorkerProcess(env or self.env, log_dir=self.log_dir, concurrency=concurrency, name=self.name)
