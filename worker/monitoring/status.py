@@ -67,7 +67,7 @@ def gather(settings: Settings, app: Celery, *, timeout: float = 1.0, near: float
             if state is not None:
                 deadlines.append({**job, "worker": node, "state": state})
     try:
-        with connect(settings.redis_url, timeout_s=5) as client:
+        with connect(settings.redis_url, sentinel=settings.sentinel, timeout_s=5) as client:
             snapshot = stats.read(client, settings.queue, now=now)
     except redis.RedisError as exc:
         raise BrokerUnavailable(redact(f"Redis unreachable at {settings.redis_url}: {exc}")) from None
