@@ -10,12 +10,18 @@ registry: an event is recorded once.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
+from ..config import Settings
+from ..connections import connect, is_redis_url
 from ..keys import DEAD_NODES_KEPT, dead_nodes_key, dead_nodes_total_key
+
+log = logging.getLogger("wasmq.monitoring")
 
 SHOWN_JOB_IDS = 20  # job ids kept per event (the count is always complete)
 
@@ -77,11 +83,13 @@ class DeadNodes:
 
 
 def read(client: redis.Redis, queue: str, limit: int = 10) -> DeadNodes:
-    """The record of `queue` (entries that are not events are skipped)."""
+    """The record of `queue`: the totals and the `limit` latest events (entries that are not events are skipped)."""
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(dead_nodes_total_key(queue))
-    pipe.lrange(dead_nodes_key(queue), 0, max(0, limit - 1))
-    totals, raw = pipe.execute()
+    if limit > 0:
+        pipe.lrange(dead_nodes_key(queue), 0, limit - 1)
+    totals, *rest = pipe.execute()
+    raw = rest[0] if rest else []
     recent = []
     for item in raw:
         try:
@@ -91,6 +99,22 @@ def read(client: redis.Redis, queue: str, limit: int = 10) -> DeadNodes:
         except (ValueError, TypeError):
             continue
     return DeadNodes(_count(totals, "nodes"), _count(totals, "messages"), recent)
+
+
+def read_for(
+    settings: Settings, queues: Iterable[str], *, limit: int = 10, timeout_s: float = 2.0
+) -> dict[str, DeadNodes | None]:
+    """The record of each queue, from the broker's Redis (where liveness lives); None where it did not
+    answer, and for every queue when the broker is not Redis (other brokers requeue on connection loss)."""
+    names = sorted(set(queues))
+    if not is_redis_url(settings.broker):
+        return dict.fromkeys(names)
+    try:
+        with connect(settings.broker, sentinel=settings.sentinel, timeout_s=timeout_s) as client:
+            return {name: read(client, name, limit) for name in names}
+    except redis.RedisError as exc:
+        log.debug("dead-node record unavailable: %s", exc)
+        return dict.fromkeys(names)
 
 
 def _count(totals: dict[Any, Any], name: str) -> int:
