@@ -64,7 +64,7 @@ def test_whole_node_sigkill_mid_batch_then_new_node(scenario: Scenario) -> None:
         first, inputs, batch = start_batch(scenario, client)
         batch.wait_until(lambda done: done >= 100)
         first.kill_node(signal.SIGKILL)
-        scenario.start_worker(client)  # its messages come back after the visibility timeout
+        scenario.start_worker(client)  # it hands back the dead node's messages once that one's heartbeat expired
         finish_batch(scenario, batch, inputs)
 
 
