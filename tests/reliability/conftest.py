@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from tests.conftest import MANIFESTS
 from tests.support.workers import WorkerProcess, env_for
 from worker.config import Settings
 from worker.connections import connect
+from worker.keys import HOLDERS_KEY
 from worker.monitoring import nodes
 from worker.monitoring.nodes import DeadNode
 from worker.outcome import Outcome
@@ -83,6 +86,23 @@ class Scenario:
                     return found[0]
                 assert time.monotonic() < deadline, f"{worker.node} was never declared dead"
                 time.sleep(0.05)
+
+    def freeze_holding(self, worker: WorkerProcess, timeout: float = 60) -> set[str]:
+        """SIGSTOP `worker`'s whole process group at a moment it holds unacknowledged messages (recorded as
+        its own), and leave it stopped: from then on it is as dead as after a SIGKILL, and surely leaves
+        messages behind. The delivery tags it holds."""
+        assert worker.proc is not None
+        mine = f"{worker.node}#".encode()
+        deadline = time.monotonic() + timeout
+        with self.redis() as client:
+            while True:
+                os.killpg(worker.proc.pid, signal.SIGSTOP)
+                held = {t.decode() for t, n in client.hscan_iter(HOLDERS_KEY, count=1000) if n.startswith(mine)}
+                if held:
+                    return held
+                os.killpg(worker.proc.pid, signal.SIGCONT)
+                assert time.monotonic() < deadline, f"{worker.node} never held a message"
+                time.sleep(0.003)
 
     def held(self) -> int:
         """Unacknowledged messages of this scenario's queue still recorded (kombu's `unacked` hash)."""

@@ -42,14 +42,25 @@ def finish_batch(scenario: Scenario, batch: BackgroundBatch, inputs: list[str]) 
     scenario.report(submitted=N, outcomes=list(outcomes), progress_done=batch.done, dead=scenario.dead().size())
 
 
+def live_pool_pid(worker: WorkerProcess, observer: Client, timeout: float = 30) -> int:
+    """A pool process that is alive now (right after a kill the pool may still list the one it replaces)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = {p.pid for p in worker.pool_processes()}
+        pids = [pid for pid in worker.pool_pids(observer) if pid in alive]
+        if pids:
+            return pids[0]
+        assert time.monotonic() < deadline, "the pool has no live process"
+        time.sleep(0.05)
+
+
 def test_pool_child_sigkill_mid_batch(scenario: Scenario) -> None:
     with scenario.client() as client:
         worker, inputs, batch = start_batch(scenario, client)
         with scenario.client() as observer:
             for threshold in (50, 300, 600):
-                pids = worker.pool_pids(observer)
                 batch.wait_until(lambda done, t=threshold: done >= t)
-                os.kill(pids[0], signal.SIGKILL)
+                os.kill(live_pool_pid(worker, observer), signal.SIGKILL)
                 time.sleep(0.2)
         outcomes = batch.join()
         check_all_greeted(outcomes, inputs)
