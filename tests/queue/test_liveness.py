@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -221,3 +222,25 @@ def test_no_reaping_while_another_node_holds_the_lock(redis_url: str, queue: str
         lock.release()
     assert any(e.node == dead for e in me.reap())
     me.stop()
+
+
+def test_the_heartbeat_thread_survives_a_bug(caplog: pytest.LogCaptureFixture) -> None:
+    r = fakeredis.FakeRedis()
+    me, _ = make(r, "me", timeout_s=0.3)
+    calls: list[int] = []
+
+    def flaky() -> bool:
+        calls.append(1)
+        if len(calls) == 2:  # the first beat is start()'s own; the thread's first one fails
+            raise RuntimeError("a bug")
+        return Liveness.beat(me)
+
+    me.beat = flaky  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="wasmq.liveness"):
+        me.start()
+        deadline = time.monotonic() + 10
+        while len(calls) < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        me.stop()
+    assert "wasmq-heartbeat failed" in caplog.text and r.hlen(NODES_KEY) == 0

@@ -161,7 +161,9 @@ class Liveness:
                 pass  # expired meanwhile
 
     def _declare_dead(self, node: str, info: dict[str, Any], returned: list[HandedBack]) -> list[nodes.DeadNode]:
-        queues = sorted({*info.get("queues", []), *(q for r in returned for q in r.queues)})
+        listed = info.get("queues")
+        named = [q for q in listed if isinstance(q, str)] if isinstance(listed, list) else []
+        queues = sorted({*named, *(q for r in returned for q in r.queues)})
         now = time.time()
         events = [self._event(node, info, [r for r in returned if queue in r.queues], now) for queue in queues]
         alive_key = node_alive_key(node)
@@ -227,7 +229,10 @@ class Liveness:
     def _spawn(self, name: str, every_s: float, step: Callable[[], object]) -> None:
         def run() -> None:
             while not self._stop.wait(every_s):
-                step()
+                try:
+                    step()
+                except Exception:  # a bug must not end the thread (a silent heartbeat gets a live node reaped)
+                    log.exception("%s failed; trying again in %.1f s", name, every_s)
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
@@ -239,9 +244,9 @@ class Liveness:
         except _ERRORS as exc:
             log.debug("reaper: broker unavailable: %s", exc)
             self._drop_connection()
-        except Exception:  # a bug must not end the thread: the next round tries again
-            log.exception("reaper failed")
+        except Exception:
             self._drop_connection()
+            raise
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop beating and leave the registry. At shutdown kombu has given back what this node had not
