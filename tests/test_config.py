@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.config import Settings
+from worker.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,12 @@ from worker.config import Settings
             task_time_limit_s=10,
             time_limit_margin_s=5.0,
             retry_backoff_max_s=5.0,
+            node_timeout_s=2.5,
+        ),
+        Settings(
+            redis_url="sentinel://:pw@h1:26379;sentinel://h2:26380/1",
+            sentinel_master="mymaster",
+            sentinel_password="s3cret",
         ),
         Settings(
             manifests=(),
@@ -64,3 +71,31 @@ def test_a_malformed_flag_is_refused_naming_the_variable() -> None:
 
     with pytest.raises(ConfigError, match="WASMQ_SHARED_ARTIFACTS"):
         Settings.from_env({"WASMQ_SHARED_ARTIFACTS": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"WASMQ_REDIS_URL": "sentinel://h1:26379;sentinel://h2:26379/0"}, "WASMQ_SENTINEL_MASTER"),
+        ({"WASMQ_BROKER_URL": "sentinel://h1:26379", "WASMQ_REDIS_URL": "redis://h/0"}, "WASMQ_SENTINEL_MASTER"),
+        ({"WASMQ_REDIS_URL": "sentinel://h1:x", "WASMQ_SENTINEL_MASTER": "m"}, "WASMQ_REDIS_URL: malformed"),
+        ({"WASMQ_REDIS_URL": "sentinel://h1;redis://h2", "WASMQ_SENTINEL_MASTER": "m"}, "starts with sentinel://"),
+        ({"WASMQ_REDIS_URL": "amqp://u:pw@h//"}, "must be a Redis or Sentinel URL"),
+        ({"WASMQ_NODE_TIMEOUT_S": "0"}, "WASMQ_NODE_TIMEOUT_S must be positive"),
+        ({"WASMQ_NODE_TIMEOUT_S": "soon"}, "WASMQ_NODE_TIMEOUT_S must be a number"),
+        ({"WASMQ_NODE_TIMEOUT_S": "3600"}, "must stay below the visibility timeout"),
+    ],
+)
+def test_liveness_and_sentinel_settings_are_checked(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert problem in caught.value.message
+    assert "pw" not in caught.value.message
+
+
+def test_the_sentinel_password_is_never_shown() -> None:
+    settings = Settings.from_env({"WASMQ_REDIS_URL": "sentinel://h:1/0", "WASMQ_SENTINEL_MASTER": "m",
+                                  "WASMQ_SENTINEL_PASSWORD": "s3cret"})  # fmt: skip
+    assert settings.sentinel is not None and settings.sentinel.password == "s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in repr(settings.sentinel)
+    assert Settings().sentinel is None and Settings().node_timeout_s == 15.0

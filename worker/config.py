@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from .connections import SentinelOptions, is_redis_url, is_sentinel_url, parse_sentinel_url, redact
 from .errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,8 @@ TEXT_VARS = (
     ("WASMQ_QUEUE", "queue"),
     ("WASMQ_LOG_FORMAT", "log_format"),
     ("WASMQ_METRICS_HOST", "metrics_host"),
+    ("WASMQ_SENTINEL_MASTER", "sentinel_master"),
+    ("WASMQ_SENTINEL_PASSWORD", "sentinel_password"),
 )
 INT_VARS = (
     ("WASMQ_EPOCH_TICK_MS", "epoch_tick_ms"),
@@ -58,6 +61,7 @@ FLOAT_VARS = (
     ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
     ("WASMQ_COMPILE_TIMEOUT_S", "compile_timeout_s"),
     ("WASMQ_REGISTRY_POLL_S", "registry_poll_s"),
+    ("WASMQ_NODE_TIMEOUT_S", "node_timeout_s"),
 )
 BOOL_VARS = (
     ("WASMQ_TASK_EVENTS", "task_events"),
@@ -94,6 +98,9 @@ class Settings:
     time_limit_margin_s: float = 30.0
     task_time_limit_s: int = 300  # hard limit of a message that sets none (foreign producers)
     visibility_timeout_s: int = 3_600  # must exceed every hard time limit and every retry countdown
+    # Liveness (Redis brokers): a worker node whose heartbeat is this old is declared dead by another node,
+    # which hands its unacknowledged messages back to their queues (worker/queue/liveness.py).
+    node_timeout_s: float = 15.0
     deadline_retries: int = 2  # DeadlineExceeded is retried at most this often (and never past max_retries)
     retry_backoff_s: float = 0.5  # first retry waits up to this long (full jitter), doubling per attempt
     retry_backoff_max_s: float = 30.0
@@ -112,6 +119,10 @@ class Settings:
     # (wall time gets twice as much) and MB of address space. Over a limit, the module is rejected.
     compile_timeout_s: float = 60.0
     compile_memory_mb: int = 2048
+    # Redis Sentinel (`sentinel://` URLs): the monitored master's name, and the sentinels' own password (the
+    # master's password, if any, is in the URL).
+    sentinel_master: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @property
     def broker(self) -> str:
@@ -128,6 +139,13 @@ class Settings:
     @property
     def publisher(self) -> str:
         return self.publisher_url or self.registry
+
+    @property
+    def sentinel(self) -> SentinelOptions | None:
+        """What `connect` needs besides a `sentinel://` URL; None when no master is named."""
+        if not self.sentinel_master:
+            return None
+        return SentinelOptions(master=self.sentinel_master, password=self.sentinel_password)
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests, CLI flags)."""
@@ -188,6 +206,26 @@ class Settings:
             )
         if self.retry_backoff_max_s >= self.visibility_timeout_s:
             raise ConfigError("the retry backoff must stay below the visibility timeout")
+        if self.node_timeout_s >= self.visibility_timeout_s:
+            raise ConfigError(
+                f"WASMQ_NODE_TIMEOUT_S ({self.node_timeout_s:g}) must stay below the visibility timeout "
+                f"({self.visibility_timeout_s} s), the backstop it shortens"
+            )
+        self._check_urls()
+
+    def _check_urls(self) -> None:
+        urls = {"WASMQ_REDIS_URL": self.redis_url, "WASMQ_BROKER_URL": self.broker_url,
+                "WASMQ_RESULT_URL": self.result_url}  # fmt: skip
+        sentinels = [(var, url) for var, url in urls.items() if url and is_sentinel_url(url)]
+        for var, url in sentinels:
+            try:
+                parse_sentinel_url(url)
+            except ConfigError as exc:
+                raise ConfigError(f"{var}: {exc.message}") from None
+        if sentinels and not self.sentinel_master:
+            raise ConfigError(f"{sentinels[0][0]} is a Sentinel URL: set WASMQ_SENTINEL_MASTER to the master's name")
+        if not is_redis_url(self.redis_url):
+            raise ConfigError(redact(f"WASMQ_REDIS_URL must be a Redis or Sentinel URL, not {self.redis_url!r}"))
 
 
 def _positive_int(var: str, raw: str) -> int:

@@ -72,3 +72,26 @@ def registry_artifact_key(fingerprint_tag: str, kind: str, sha256: str) -> str:
 def registry_upload_key(token: str) -> str:
     """Hash being written by one publisher (it expires if the upload is abandoned), renamed into place when done."""
     return f"{REGISTRY_PREFIX}upload:{token}"
+
+
+# -- liveness: which worker node holds which unacknowledged message, and who is still alive -------------------
+
+NODES_KEY = f"{KEY_PREFIX}nodes"  # hash: node id -> JSON {name, pid, host, queues, timeout_s, started_at}
+HOLDERS_KEY = f"{KEY_PREFIX}unacked:holders"  # hash: delivery tag (of kombu's `unacked` hash) -> node id
+REAPER_LOCK_KEY = f"{KEY_PREFIX}nodes:reaper"  # lock: one node at a time hands back a dead node's messages
+DEAD_NODES_KEPT = 50  # events kept per queue in `dead_nodes_key`
+
+
+def node_alive_key(node: str) -> str:
+    """String with a TTL of the node's own timeout, refreshed by its heartbeat: gone means the node is dead."""
+    return f"{KEY_PREFIX}node:{node}:alive"
+
+
+def dead_nodes_key(queue: str) -> str:
+    """List, newest first: JSON events of nodes declared dead and the messages of this queue handed back."""
+    return f"{KEY_PREFIX}{queue}:nodes:dead"
+
+
+def dead_nodes_total_key(queue: str) -> str:
+    """Hash: `nodes` (declared dead) and `messages` (handed back to this queue), since counting began."""
+    return f"{KEY_PREFIX}{queue}:nodes:dead:total"

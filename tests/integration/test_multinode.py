@@ -250,8 +250,9 @@ def test_node_killed_mid_batch_its_jobs_come_back(
     cluster: Cluster, client: Client, request: pytest.FixtureRequest
 ) -> None:
     """SIGKILL of a whole node (main process and pool): its unacknowledged messages stay in Redis and are
-    delivered again once the visibility timeout has passed, here to a replacement node started then (as an
-    orchestrator restarts a dead one; a running node also restores them, on kombu's periodic sweep)."""
+    delivered again: handed back by a running node once the dead one's heartbeat has expired (liveness,
+    `WASMQ_NODE_TIMEOUT_S`), at the latest once the visibility timeout has passed, to the others or to a
+    replacement node started then (as an orchestrator restarts a dead one)."""
     inputs = names(3000, "sigkill")
     others = [n for n in cluster.nodes if n.alive()]
     victim = cluster.add_node(0, "victim")

@@ -17,7 +17,7 @@ from prometheus_client import Histogram
 from worker.cli import main
 from worker.config import Settings
 from worker.errors import ConfigError
-from worker.monitoring import exporter, logs, metrics, status
+from worker.monitoring import exporter, logs, metrics, nodes, status
 
 
 def samples(h: Histogram) -> list[tuple[str, dict[str, str], float]]:
@@ -130,6 +130,23 @@ def test_status_text_shows_queues_workers_counts_and_deadlines() -> None:
     assert "abcdef12  loop-forever.greet  1.25 s of 1.00 s  attempt 2" in text
     assert "failed: ModuleTrap 3; retried: WorkerLost 1" in text and "failed: ModuleTrap 7" in text
     assert "PAST  abcdef12" in text and "150" in text
+    assert "declared dead" not in text  # nothing to say
+
+
+def test_status_text_lists_the_nodes_declared_dead() -> None:
+    event = nodes.DeadNode(node="w3@h#1a2b3c4d", name="w3@h", pid=411, host="host-c", declared_at=1_800_000_015.5,
+                           last_beat_at=1_800_000_000.0, by="w1@h#99887766", messages=2,
+                           job_ids=["3f2a9c1e-0000", "77aa0000-1111"])  # fmt: skip
+    snapshot = {
+        "queue": "wasmq", "generated_at": 1_800_000_020.0, "queues": {"wasmq": {"waiting": 0}}, "dead_letters": 0,
+        "since": None, "in_flight": 0, "workers": [], "modules": [], "deadlines": [],
+        "dead_nodes": nodes.DeadNodes(1, 2, [event]).to_dict(),
+    }  # fmt: skip
+    text = status.render(snapshot)
+    assert "nodes declared dead: 1, 2 messages handed back" in text
+    assert "w3@h (pid 411, host-c)  silent 15.5 s  2 handed back by w1@h" in text
+    assert "jobs: 3f2a9c1e 77aa0000" in text
+    assert nodes.DeadNode.from_dict(event.to_dict()) == event
 
 
 def test_worker_collector_reads_gauges_at_scrape_time_without_waiting_for_redis(
@@ -140,6 +157,7 @@ def test_worker_collector_reads_gauges_at_scrape_time_without_waiting_for_redis(
     calls: list[str] = []
     monkeypatch.setattr(exporter, "queue_depths", lambda s, q: calls.append("depth") or {"wasmq": 5})
     monkeypatch.setattr(exporter, "dead_letter_sizes", lambda s, q: {"wasmq": 2})
+    monkeypatch.setattr(exporter.nodes, "read_for", lambda s, q, limit: {"wasmq": nodes.DeadNodes(3, 7)})
     monkeypatch.setattr(worker_state, "active_requests", {object(), object()})
     started: list[object] = []
     monkeypatch.setattr(exporter.threading, "Thread", lambda **kw: SimpleNamespace(start=lambda: started.append(kw)))
@@ -163,6 +181,8 @@ def test_worker_collector_reads_gauges_at_scrape_time_without_waiting_for_redis(
         "wasmq_jobs_in_flight": [({"worker": "w1@h"}, 2.0)],
         "wasmq_queue_depth": [({"queue": "wasmq"}, 5.0)],
         "wasmq_dead_letter_size": [({"queue": "wasmq"}, 2.0)],
+        "wasmq_nodes_declared_dead": [({"queue": "wasmq"}, 3.0)],
+        "wasmq_messages_handed_back": [({"queue": "wasmq"}, 7.0)],
     }
     assert calls == ["depth"] and len(started) == 1  # fresh figures: no new refresh within a second
     assert {f.name for f in collector.describe()} == set(second)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ModuleNotFound, ModuleRejected, RegistryUnavailable, WasmqError
-from ..spec import MIB, ModuleSpec, version_key
+from ..spec import ModuleSpec, version_key
 from .artifacts import SharedArtifacts
 from .entry import differences, valid_name
 from .registry import Entry, Registry, Stored
@@ -74,9 +74,7 @@ class ModuleCatalog:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModuleCatalog:
         """The seed manifests and the shared registry these settings name: what workers and producers use."""
-        registry = Registry(
-            settings.registry, publisher_url=settings.publisher, max_module_bytes=settings.max_module_mb * MIB
-        )
+        registry = Registry.for_settings(settings)
         return cls(manifests=settings.manifests, registry=registry, poll_s=settings.registry_poll_s)
 
     @property

@@ -39,7 +39,7 @@ class Published:
 
 def registry_for(settings: Settings) -> Registry:
     """The registry of `settings`, writing with the publisher's credentials."""
-    return Registry(settings.registry, publisher_url=settings.publisher, max_module_bytes=settings.max_module_mb * MIB)
+    return Registry.for_settings(settings)
 
 
 def parse_functions(functions: list[str], default_abi: str | None, batch: dict[str, str]) -> dict[str, dict[str, str]]:

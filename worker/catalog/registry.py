@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 import redis
 from redis.exceptions import NoPermissionError
 
-from ..connections import CONNECTION_ERRORS, connect, redact
+from ..config import Settings
+from ..connections import CONNECTION_ERRORS, SentinelOptions, connect, redact
 from ..errors import ConfigError, ModuleRejected, PublishDenied, RegistryUnavailable
 from ..keys import REGISTRY_CHANNEL, REGISTRY_NAMES, REGISTRY_REV, registry_blob_key, registry_module_key
-from ..spec import ModuleSpec
+from ..spec import MIB, ModuleSpec
 from .blobs import get_blob, put_blob, text
 from .entry import entry_from_spec, spec_from_entry
 
@@ -98,12 +99,28 @@ Stored = Entry | ModuleRejected  # what a version's stored entry is: parsed, or 
 class Registry:
     """Reads (any credential with read access) and writes (a publisher's) of one Redis registry."""
 
-    def __init__(self, url: str, *, publisher_url: str | None = None, max_module_bytes: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        publisher_url: str | None = None,
+        max_module_bytes: int,
+        sentinel: SentinelOptions | None = None,
+    ) -> None:
         self.url = url
         self.publisher_url = publisher_url or url
         self.max_module_bytes = max_module_bytes
-        self._reader = connect(url)
+        self.sentinel = sentinel  # with sentinel:// URLs: follow the master through a failover
+        self._reader = connect(url, sentinel=sentinel)
         self._writer: redis.Redis | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Registry:
+        """The registry these settings name (read as `registry`, written as `publisher`)."""
+        return cls(
+            settings.registry, publisher_url=settings.publisher, max_module_bytes=settings.max_module_mb * MIB,
+            sentinel=settings.sentinel,
+        )  # fmt: skip
 
     def close(self) -> None:
         self._reader.close()
@@ -190,7 +207,7 @@ class Registry:
 
     def writer(self) -> redis.Redis:
         if self._writer is None:
-            self._writer = connect(self.publisher_url)
+            self._writer = connect(self.publisher_url, sentinel=self.sentinel)
         return self._writer
 
     # -- errors ---------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from ..producer.client import Client
 
     with Client() as client:
-        dead = DeadLetters.from_url(client.settings.redis_url, client.settings.queue)
+        dead = DeadLetters.for_settings(client.settings)
         if args.dead_command == "list":
             entries = dead.list(args.limit)
             if args.json:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,9 +47,10 @@ def free_port() -> int:
 class EmbeddedRedis:
     """`with EmbeddedRedis() as r: r.url` — started on entry, stopped and cleaned up on exit."""
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(self, *, appendonly: bool = False, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.appendonly = appendonly
         self.port = port or free_port()
+        self.extra_args = list(extra_args)  # e.g. ["--replicaof", "127.0.0.1", "6379"]
         self.dir = Path(tempfile.mkdtemp(prefix="wasmq-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -68,6 +69,7 @@ class EmbeddedRedis:
             "--dir", str(self.dir),
             "--daemonize", "no",
             "--logfile", str(self.dir / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

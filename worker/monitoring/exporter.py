@@ -7,7 +7,9 @@ creates it before Celery starts), then serves, on every scrape:
 - the job counters and histograms every pool process wrote there (`metrics.py`), merged;
 - gauges read at scrape time, at no cost per job: `wasmq_worker_up`, `wasmq_jobs_in_flight` (messages this
   worker is running), `wasmq_queue_depth{queue}` and `wasmq_dead_letter_size{queue}` for the queues it
-  consumes (refreshed in the background at most once a second: a scrape never waits for Redis).
+  consumes (refreshed in the background at most once a second: a scrape never waits for Redis);
+- counters of the whole cluster read the same way: `wasmq_nodes_declared_dead_total{queue}` and
+  `wasmq_messages_handed_back_total{queue}` (liveness, worker/queue/liveness.py; kept in Redis).
 
 `celery -A worker.app worker` serves no metrics unless `WASMQ_METRICS_PORT` is set.
 """
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import Settings, get_settings
+from . import nodes
 from .metrics import MULTIPROC_ENV, ensure_multiprocess_mode
 from .queues import dead_letter_sizes, queue_depths
 
@@ -76,10 +79,11 @@ class WorkerCollector:
         self._refreshing = False
         self._depths: dict[str, int | None] = {}
         self._dead: dict[str, int | None] = {}
+        self._dead_nodes: dict[str, nodes.DeadNodes | None] = {}
         self._lock = threading.Lock()
 
-    def _families(self) -> tuple[Any, Any, Any, Any]:
-        from prometheus_client.core import GaugeMetricFamily
+    def _families(self) -> tuple[Any, Any, Any, Any, Any, Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         return (
             GaugeMetricFamily("wasmq_worker_up", "1 from when this worker is ready until it shuts down, else 0.",
@@ -90,6 +94,10 @@ class WorkerCollector:
                               labels=["queue"]),
             GaugeMetricFamily("wasmq_dead_letter_size", "Entries in the queue's dead-letter queue.",
                               labels=["queue"]),
+            CounterMetricFamily("wasmq_nodes_declared_dead", "Worker nodes declared dead (heartbeat expired) that "
+                                "held messages of the queue or consumed it.", labels=["queue"]),
+            CounterMetricFamily("wasmq_messages_handed_back", "Messages handed back to the queue for worker nodes "
+                                "declared dead.", labels=["queue"]),
         )  # fmt: skip
 
     def describe(self) -> Iterator[Any]:
@@ -100,11 +108,13 @@ class WorkerCollector:
         try:
             depths = queue_depths(self.settings, self.queues)
             dead = dead_letter_sizes(self.settings, self.queues)
+            dead_nodes = nodes.read_for(self.settings, self.queues, limit=0)
         finally:
             with self._lock:
                 self._refreshing = False
         with self._lock:
-            self._depths, self._dead, self._cached_at = depths, dead, time.monotonic()
+            self._depths, self._dead, self._dead_nodes = depths, dead, dead_nodes
+            self._cached_at = time.monotonic()
 
     def _refresh_in_background(self) -> None:
         with self._lock:
@@ -116,19 +126,23 @@ class WorkerCollector:
     def collect(self) -> Iterator[Any]:
         from celery.worker import state as worker_state
 
-        up, in_flight, depth, dead = self._families()
+        up, in_flight, depth, dead, declared_dead, handed_back = self._families()
         up.add_metric([self.node], 1.0 if _ready.is_set() else 0.0)
         in_flight.add_metric([self.node], float(len(worker_state.active_requests)))
         self._refresh_in_background()
         with self._lock:
-            depths, deads = self._depths, self._dead
+            depths, deads, dead_nodes = self._depths, self._dead, self._dead_nodes
         for queue, n in depths.items():
             if n is not None:
                 depth.add_metric([queue], float(n))
         for queue, n in deads.items():
             if n is not None:
                 dead.add_metric([queue], float(n))
-        yield from (up, in_flight, depth, dead)
+        for queue, record in dead_nodes.items():
+            if record is not None:
+                declared_dead.add_metric([queue], float(record.nodes))
+                handed_back.add_metric([queue], float(record.messages))
+        yield from (up, in_flight, depth, dead, declared_dead, handed_back)
 
 
 def on_worker_init(sender: Any = None, **_: object) -> None:

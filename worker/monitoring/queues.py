@@ -26,7 +26,7 @@ def queue_depths(settings: Settings, queues: Iterable[str]) -> dict[str, int | N
         return {}
     if is_redis_url(settings.broker):
         try:
-            with connect(settings.broker, timeout_s=TIMEOUT_S) as client:
+            with connect(settings.broker, sentinel=settings.sentinel, timeout_s=TIMEOUT_S) as client:
                 pipe = client.pipeline(transaction=False)
                 for name in names:
                     pipe.llen(name)
@@ -58,7 +58,7 @@ def dead_letter_sizes(settings: Settings, queues: Iterable[str]) -> dict[str, in
     """Entries in each queue's dead-letter queue; None when Redis did not answer."""
     names = sorted(set(queues))
     try:
-        with connect(settings.redis_url, timeout_s=TIMEOUT_S) as client:
+        with connect(settings.redis_url, sentinel=settings.sentinel, timeout_s=TIMEOUT_S) as client:
             pipe = client.pipeline(transaction=False)
             for name in names:
                 pipe.hlen(dead_entries_key(name))

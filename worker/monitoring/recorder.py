@@ -82,7 +82,7 @@ class Recorder:
 
     def _redis(self) -> redis.Redis:
         if self._client is None:
-            self._client = connect(self.settings.redis_url, timeout_s=5)
+            self._client = connect(self.settings.redis_url, sentinel=self.settings.sentinel, timeout_s=5)
         return self._client
 
     def flush(self) -> None:

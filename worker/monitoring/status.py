@@ -2,7 +2,8 @@
 
 Counts come from the Redis counters every worker process flushes (`stats.py`), so they cover every worker
 on every host; workers and their running jobs come from one remote-control broadcast (answered by
-worker/queue/control.py).
+worker/queue/control.py); nodes declared dead and the messages handed back for them from the liveness
+record (`nodes.py`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from ..config import Settings
 from ..connections import connect, redact
 from ..errors import BrokerUnavailable
 from ..keys import STATUS_COMMAND
-from . import stats
+from . import nodes, stats
 from .queues import dead_letter_sizes, queue_depths
 
 NEAR_DEADLINE = 0.8  # a running job past this share of its deadline is listed as near it
+DEAD_NODES_SHOWN = 5  # the latest nodes declared dead that `wasmq status` lists
 
 
 def deadline_state(job: dict[str, Any], near: float = NEAR_DEADLINE) -> str | None:
@@ -67,16 +69,18 @@ def gather(settings: Settings, app: Celery, *, timeout: float = 1.0, near: float
             if state is not None:
                 deadlines.append({**job, "worker": node, "state": state})
     try:
-        with connect(settings.redis_url, timeout_s=5) as client:
+        with connect(settings.redis_url, sentinel=settings.sentinel, timeout_s=5) as client:
             snapshot = stats.read(client, settings.queue, now=now)
     except redis.RedisError as exc:
         raise BrokerUnavailable(redact(f"Redis unreachable at {settings.redis_url}: {exc}")) from None
     depths = queue_depths(settings, queues)
+    dead_nodes = nodes.read_for(settings, [settings.queue], limit=DEAD_NODES_SHOWN).get(settings.queue)
     return {
         "queue": settings.queue,
         "generated_at": round(now, 3),
         "queues": {name: {"waiting": n} for name, n in depths.items()},
         "dead_letters": dead_letter_sizes(settings, [settings.queue]).get(settings.queue),
+        "dead_nodes": dead_nodes.to_dict() if dead_nodes is not None else None,
         "workers": workers,
         "in_flight": sum(w["in_flight"] for w in workers),
         **snapshot.to_dict(),
@@ -149,10 +153,29 @@ def render(status: dict[str, Any]) -> str:
         lines += [f"    {_job_line(job)}" for job in w["active"]]
     for period, title in (("last_5m", "last 5 minutes"), ("since_start", "since start")):
         lines += ["", f"jobs, {title}:", *_table(status["modules"], period)]
+    lines += _dead_node_lines(status.get("dead_nodes"))
     if status["deadlines"]:
         lines += ["", "jobs near or past their deadline:"]
         lines += [f"  {j['state'].upper():4}  {_job_line(j)}  on {j['worker']}" for j in status["deadlines"]]
     return "\n".join(lines)
+
+
+def _dead_node_lines(record: dict[str, Any] | None) -> list[str]:
+    if not record or not record.get("nodes"):
+        return []
+    lines = ["", f"nodes declared dead: {record['nodes']}, {record['messages']} messages handed back (since start)"]
+    for event in record.get("recent") or []:
+        silent = ""
+        if isinstance(event.get("last_beat_at"), int | float):
+            silent = f"  silent {event['declared_at'] - event['last_beat_at']:.1f} s"
+        where = ", ".join(str(x) for x in (f"pid {event['pid']}" if event.get("pid") else None, event.get("host")) if x)
+        lines.append(
+            f"  {_when(event.get('declared_at'))}  {event.get('name')}" + (f" ({where})" if where else "")
+            + f"{silent}  {event.get('messages')} handed back by {str(event.get('by')).partition('#')[0]}"
+        )  # fmt: skip
+        if event.get("job_ids"):
+            lines.append("      jobs: " + " ".join(str(i)[:8] for i in event["job_ids"][:10]))
+    return lines
 
 
 def ask_workers(app: Celery, timeout: float = 1.0) -> dict[str, dict[str, Any]]:

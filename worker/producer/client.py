@@ -129,7 +129,7 @@ class Client:
             if not is_redis_url(self.settings.broker):
                 return  # other brokers keep a message until it is acknowledged
             has_state = set(stored_meta(self.app, pending))
-            with connect(self.settings.broker) as broker:
+            with connect(self.settings.broker, sentinel=self.settings.sentinel) as broker:
                 lost = find_lost(broker, self.settings.queue, pending, has_state)
             for task_id in sorted(lost):
                 log.warning(

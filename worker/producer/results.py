@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.states import READY_STATES
 
 from ..connections import CONNECTION_ERRORS, redact
@@ -37,6 +37,12 @@ class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
+
+
+class PollingSentinelBackend(SentinelBackend):  # type: ignore[misc]
+    """The same, for a result backend behind Redis Sentinel (`sentinel://` URLs)."""
+
+    on_task_call = PollingRedisBackend.on_task_call
 
 
 POLL_START_S = 0.002

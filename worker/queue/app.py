@@ -2,10 +2,14 @@
 
 `celery -A worker.app worker` and `wasmq worker` start the same thing. JSON only: pickle is refused both
 ways. Late acks plus reject-on-worker-lost give at-least-once delivery; the visibility timeout (how long
-Redis waits before redelivering an unacked message) is kept above every task's hard time limit.
+Redis waits before redelivering an unacked message) is kept above every task's hard time limit; liveness
+(worker/queue/liveness.py) hands a dead node's messages back long before it. Redis brokers and backends may
+be Redis Sentinel (`sentinel://` URLs and `WASMQ_SENTINEL_MASTER`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 from celery.signals import (
@@ -23,12 +27,42 @@ from celery.signals import (
 )
 
 from ..config import Settings, get_settings
-from ..connections import is_redis_url
+from ..connections import is_redis_url, is_sentinel_url, sentinel_url
 from ..monitoring import exporter, logs
 from . import control, job_signals, state, tasks
 from .intake import record_failure
 
-POLLING_BACKEND = "worker.producer.results.PollingRedisBackend"  # a producer's result backend, named (no import)
+# A producer's result backend, named (no import): it reads results by polling (worker/producer/results.py).
+POLLING_BACKEND = "worker.producer.results.PollingRedisBackend"
+POLLING_SENTINEL_BACKEND = "worker.producer.results.PollingSentinelBackend"
+REDIS_TRANSPORT = "worker.queue.transport:Transport"  # our hardened Redis transport (worker/queue/transport.py)
+SENTINEL_TRANSPORT = "worker.queue.transport:SentinelTransport"
+SENTINEL_SOCKET_TIMEOUT_S = 10.0  # through a failover a connection may go silent rather than close
+
+
+def _sentinel_options(settings: Settings, url: str) -> dict[str, Any]:
+    """Transport options a `sentinel://` URL needs (kombu's and Celery's own: master name, sentinel auth)."""
+    if not is_sentinel_url(url) or settings.sentinel is None:
+        return {}
+    return {
+        "master_name": settings.sentinel.master,
+        "sentinel_kwargs": settings.sentinel.sentinel_kwargs(SENTINEL_SOCKET_TIMEOUT_S),
+        "socket_timeout": SENTINEL_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": 5.0,
+    }
+
+
+def _broker_transport(url: str) -> str | None:
+    if is_sentinel_url(url):
+        return SENTINEL_TRANSPORT
+    return REDIS_TRANSPORT if is_redis_url(url) else None  # others (RabbitMQ) as their URL names them
+
+
+def _result_backend(settings: Settings, producer: bool) -> str:
+    url = sentinel_url(settings.backend)
+    if not producer:
+        return url
+    return f"{POLLING_SENTINEL_BACKEND if is_sentinel_url(url) else POLLING_BACKEND}+{url}"
 
 
 def make_app(settings: Settings, *, producer: bool = False) -> Celery:
@@ -39,16 +73,17 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
     broker_transport = {
         **transport,
         # Messages of a worker that died are swept back to the queue once their visibility timeout has
-        # passed; kombu's default sweep (every 10 s, scanning every 10th time) would add up to 100 s.
+        # passed (the backstop: liveness hands them back much sooner, worker/queue/liveness.py); kombu's
+        # default sweep (every 10 s, scanning every 10th time) would add up to 100 s.
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 60,
+        **_sentinel_options(settings, settings.broker),
     }
     app.conf.update(
-        broker_url=settings.broker,
-        # Our hardened Redis transport for Redis brokers (see worker/queue/transport.py); others as named.
-        broker_transport="worker.queue.transport:Transport" if is_redis_url(settings.broker) else None,
-        result_backend=f"{POLLING_BACKEND}+{settings.backend}" if producer else settings.backend,
+        broker_url=sentinel_url(settings.broker),
+        broker_transport=_broker_transport(settings.broker),
+        result_backend=_result_backend(settings, producer),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -60,7 +95,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         worker_prefetch_multiplier=settings.prefetch,
         worker_concurrency=settings.concurrency,
         broker_transport_options=broker_transport,
-        result_backend_transport_options=transport,
+        result_backend_transport_options={**transport, **_sentinel_options(settings, settings.backend)},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits out a broker restart instead of exiting
         result_backend_always_retry=True,  # a result is stored once the backend is back, not dropped

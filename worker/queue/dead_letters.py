@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from ..config import Settings
 from ..connections import connect
 from ..keys import dead_entries_key, dead_order_key
 
@@ -77,8 +78,9 @@ class DeadLetters:
         self.order_key = dead_order_key(queue)
 
     @classmethod
-    def from_url(cls, url: str, queue: str) -> DeadLetters:
-        return cls(connect(url), queue)
+    def for_settings(cls, settings: Settings) -> DeadLetters:
+        """The dead letters of `settings.queue`, in the Redis of `settings` (plain or Sentinel)."""
+        return cls(connect(settings.redis_url, sentinel=settings.sentinel), settings.queue)
 
     def record(self, entry: DeadLetter) -> str:
         """Store (or replace: one entry per job id) an entry."""

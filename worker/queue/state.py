@@ -5,25 +5,29 @@ not survive fork). `WorkerState` is built in `worker_process_init` (the pool chi
 send no such signal (solo, threads) and for the worker's main process. One idiom keeps it fork-safe: the state
 remembers the pid that built it, and a forked child that finds another pid's state builds its own (the
 parent's sandbox, counters and connections are the parent's). One catalog per process (seed manifests and
-the shared registry) serves the sandbox, the metric labels and `wasmq status`.
+the shared registry) serves the sandbox, the metric labels and `wasmq status`. The main process of a worker
+node also holds its liveness (heartbeat and reaper, worker/queue/liveness.py), started at `worker_init` and
+stopped at `worker_shutdown`.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..catalog import ModuleCatalog
 from ..config import Settings, get_settings
-from ..connections import connect
+from ..connections import is_redis_url
 from ..errors import WasmqError
 from ..monitoring.recorder import Recorder
 from ..sandbox import Sandbox
 from .dead_letters import DeadLetters
+from .liveness import Liveness
 
 T = TypeVar("T")
 WARM_BUDGET_S = 2.0  # worker_process_init handlers must finish within 4 s
@@ -51,6 +55,7 @@ class WorkerState:
         self._sandbox: Sandbox | None = None
         self._recorder: Recorder | None = recorder
         self._dead_letters: DeadLetters | None = None
+        self.liveness: Liveness | None = None  # main process of a worker node on a Redis broker
         self._lock = threading.Lock()
 
     @property
@@ -64,7 +69,7 @@ class WorkerState:
 
     @property
     def dead_letters(self) -> DeadLetters:
-        return self._once("_dead_letters", lambda: DeadLetters(connect(self.settings.redis_url), self.settings.queue))
+        return self._once("_dead_letters", lambda: DeadLetters.for_settings(self.settings))
 
     def _once(self, attribute: str, build: Callable[[], T]) -> T:
         """The part held in `attribute`, built by the first thread that needs it."""
@@ -91,12 +96,22 @@ class WorkerState:
             except WasmqError:
                 pass  # reported per job as ModuleRejected; one bad module must not stop the worker
 
+    def start_liveness(self, app: Any, queues: list[str]) -> None:
+        """Start this node's heartbeat and reaper (worker main process, Redis brokers only)."""
+        if self.liveness is None and is_redis_url(self.settings.broker):
+            name = self.node or f"celery@{socket.gethostname()}"
+            self.liveness = Liveness(self.settings, name=name, queues=queues, connection=app.connection_for_write)
+            self.liveness.start()
+
     def flush(self) -> None:
         """Send the job counts this process holds (shutdown, exit)."""
         if self._recorder is not None:
             self._recorder.close()
 
     def close(self) -> None:
+        if self.liveness is not None:
+            self.liveness.stop()
+            self.liveness = None
         self.flush()
         if self._sandbox is not None:
             self._sandbox.close()
@@ -131,9 +146,23 @@ def on_process_init(**_: object) -> None:
     current().warm()
 
 
-def on_worker_init(sender: object = None, **_: object) -> None:
-    """`worker_init` (main process): remember the node name for what the main process records."""
-    current().node = getattr(sender, "hostname", None)
+def holder_node() -> str | None:
+    """The node id this process records as the holder of the messages it takes: its liveness's (worker main
+    process), else None. Never builds a state."""
+    state = _state
+    if state is None or state.pid != os.getpid() or state.liveness is None:
+        return None
+    return state.liveness.node_id
+
+
+def on_worker_init(sender: Any = None, **_: object) -> None:
+    """`worker_init` (main process): remember the node name, start the node's liveness before it consumes."""
+    state = current()
+    state.node = getattr(sender, "hostname", None)
+    app = getattr(sender, "app", None)
+    if app is not None:
+        consume = getattr(getattr(app, "amqp", None), "queues", None)
+        state.start_liveness(app, sorted(getattr(consume, "consume_from", None) or [state.settings.queue]))
 
 
 def on_shutdown(**_: object) -> None:

@@ -6,7 +6,9 @@ inside the worker's event loop and lets the error escape, which Celery treats as
 byte string takes a whole worker down. This channel checks the envelope first and dead-letters what is
 not a message (the item is already popped, so nothing else would ever see it).
 
-It also reuses one redis-py client per channel where kombu would build a new one per publish and per ack.
+It also reuses one redis-py client per channel where kombu would build a new one per publish and per ack,
+records which node holds each unacknowledged message (worker/queue/unacked.py, for worker/queue/liveness.py),
+and has a Sentinel variant (`sentinel://` URLs) with all of the above.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from . import state
 from .intake import record_bad_envelope
+from .unacked import HolderQoS
 
 
 def _check_envelope(payload: Any) -> None:
@@ -38,7 +42,15 @@ def _check_envelope(payload: Any) -> None:
 
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    QoS = HolderQoS
+    from_transport_options = (*kombu_redis.Channel.from_transport_options, "wasmq_node")  # type: ignore[assignment]
+    wasmq_node: str | None = None  # the holder to record; by default this worker node's (its liveness)
     _shared_client: Any = None
+
+    @property
+    def holder(self) -> str | None:
+        """The node recorded as holding what this channel delivers (None: none recorded, kombu's behaviour)."""
+        return self.wasmq_node or state.holder_node()
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
@@ -94,3 +106,14 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[misc]
+    """Ours, with the master found through Redis Sentinel (kombu's SentinelChannel supplies the pool)."""
+
+    from_transport_options = (*kombu_redis.SentinelChannel.from_transport_options, "wasmq_node")  # type: ignore[assignment]
+
+
+class SentinelTransport(Transport):
+    Channel = SentinelChannel
+    default_port = kombu_redis.SentinelTransport.default_port  # type: ignore[assignment]
