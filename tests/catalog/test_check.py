@@ -33,7 +33,8 @@ def test_a_good_module_passes_and_yields_its_artifact() -> None:
 
 def test_a_module_too_costly_to_compile_is_refused() -> None:
     pub, wasm = publication(costly_greeter(1500, 500))
-    with pytest.raises(ModuleRejected, match=r"CPU-time limit of 2 s \(compile_timeout_s\)") as info:
+    # over its CPU-time limit, or (on a loaded machine) over the wall-time limit of twice that: both are this limit
+    with pytest.raises(ModuleRejected, match=r"limit of \d+ s.*compile_timeout_s") as info:
         check_module(pub.spec(wasm), wasm, Settings(compile_timeout_s=2))
     assert info.value.details["limit"] == "compile_timeout_s"
 
@@ -59,7 +60,7 @@ def test_publishing_refuses_what_is_too_large_or_too_costly_and_stores_nothing(t
     big.write_bytes(padded_greeter(8 * MIB + 1))
     costly = tmp_path / "costly.wasm"
     costly.write_bytes(costly_greeter(1500, 500))
-    for path, why in ((big, "more than WASMQ_MAX_MODULE_MB"), (costly, "CPU-time limit")):
+    for path, why in ((big, "more than WASMQ_MAX_MODULE_MB"), (costly, "compile_timeout_s")):
         pub = Publication(name=f"t-{uuid.uuid4().hex[:10]}", version="1.0.0", functions=["greet:packed"])
         with pytest.raises(ModuleRejected, match=why):
             publish(settings, path, pub)
