@@ -33,7 +33,8 @@ def test_the_seeded_plugin_greets_fails_typed_and_the_worker_lives(client: Clien
         client.submit("greeting-extism", "greet", "").get(timeout=60)
     assert worker.alive()
     assert client.submit("greeting-extism@1.0.0", "greet", "again").get(timeout=60) == f"{SEEDED}, again!"
-    assert "greeting 3 UTF-16 units" in worker.log_text(None)  # the plugin's log line, in the job's log
+    logged = [line for line in worker.log_text(None).splitlines() if "greeting 3 UTF-16 units" in line]
+    assert logged and all("wasmq.plugin" in line and "greeting-extism@1.0.0" in line for line in logged), logged
 
 
 def test_publish_with_config_show_and_serve(worker_env: dict[str, str], client: Client, worker: WorkerProcess) -> None:
