@@ -15,10 +15,13 @@ from .errors import ConfigError, InvalidInput
 MIB = 1024 * 1024
 
 # Every ABI a function may declare, in one place: `CORE_ABIS` run through worker/sandbox/core/, the component
-# ABI through worker/sandbox/component/ (a module is one or the other, never both).
+# ABI through worker/sandbox/component/, the extism ABI (unmodified Extism plugins) through
+# worker/sandbox/extism/. A module is exactly one of the three: core, component or extism.
 CORE_ABIS = ("packed", "seed-rust", "seed-c", "scalar")
 COMPONENT_ABI = "component"
-ABIS = (*CORE_ABIS, COMPONENT_ABI)
+EXTISM_ABI = "extism"
+ABIS = (*CORE_ABIS, COMPONENT_ABI, EXTISM_ABI)
+WHOLE_MODULE_ABIS = (COMPONENT_ABI, EXTISM_ABI)  # a module with one of these has it for all its functions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +149,25 @@ def check_env(pairs: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
+MAX_CONFIG_BYTES = 64 * 1024  # all config entries of one Extism publication together
+
+
+def check_config(pairs: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """An Extism plugin's config (what its `config_get` reads): non-empty text keys, text values, no NUL."""
+    out: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if not isinstance(key, str) or not key or "\0" in key:
+            raise ConfigError(f"{where}: config key {key!r} must be non-empty text without NUL")
+        if not isinstance(value, str) or "\0" in value:
+            raise ConfigError(f"{where}: config {key} must have a text value without NUL, not {value!r}")
+        out.append((key, value))
+    if len({k for k, _ in out}) != len(out):
+        raise ConfigError(f"{where}: a config key is given twice")
+    if sum(len(k.encode()) + len(v.encode()) for k, v in out) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: the config entries add up to more than {MAX_CONFIG_BYTES} bytes")
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True, kw_only=True)
 class FunctionSpec:
     """One callable export: its ABI and, optionally, the export that takes a framed batch."""
@@ -162,7 +184,7 @@ class ModuleSpec:
     name: str
     version: str
     sha256: str
-    abi: str  # the default ABI of its functions (`component` for a component: then all its functions are)
+    abi: str  # the default ABI of its functions (`component` or `extism`: then all its functions have it)
     functions: dict[str, FunctionSpec]
     path: Path | None = None  # a seed manifest's file; None: the bytes are in the registry, by sha256
     limits: Limits = field(default_factory=Limits)
@@ -170,6 +192,7 @@ class ModuleSpec:
     description: str = ""
     wit: str | None = None  # component ABI: the WIT text and the world the component must implement
     world: str | None = None
+    config: tuple[tuple[str, str], ...] = ()  # extism ABI: the plugin's config, fixed in the publication
 
     @property
     def ref(self) -> str:
@@ -178,6 +201,10 @@ class ModuleSpec:
     @property
     def is_component(self) -> bool:
         return self.abi == COMPONENT_ABI
+
+    @property
+    def is_extism(self) -> bool:
+        return self.abi == EXTISM_ABI
 
     def function(self, name: str) -> FunctionSpec:
         try:

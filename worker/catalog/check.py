@@ -36,6 +36,8 @@ def check_module(spec: ModuleSpec, wasm: bytes, settings: Settings | None = None
     settings = (settings or Settings()).with_(cache_dir=None)
     with Sandbox(_OneModule(spec, wasm), settings=settings) as sandbox:
         sandbox.load(spec)
+        if spec.is_extism:
+            return bytes(sandbox.extism.plugin(spec).module.serialize())
         if spec.is_component:
             return bytes(sandbox.components.loader.loaded(spec).component.serialize())
         return bytes(sandbox.core.compiled(spec).module.serialize())

@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..spec import ABIS, COMPONENT_ABI, Capabilities, FunctionSpec, Limits, ModuleSpec
+from ..spec import (
+    ABIS,
+    COMPONENT_ABI,
+    EXTISM_ABI,
+    WHOLE_MODULE_ABIS,
+    Capabilities,
+    FunctionSpec,
+    Limits,
+    ModuleSpec,
+    check_config,
+)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
@@ -52,8 +62,9 @@ def parse_functions(raw: Any, default_abi: str, here: str) -> dict[str, Function
             raise ConfigError(f"{here}: function {fname!r}: 'batch' must name an export, and needs abi packed")
         functions[fname] = FunctionSpec(name=fname, abi=abi, batch=batch)
     abis = {f.abi for f in functions.values()}
-    if COMPONENT_ABI in abis and abis != {COMPONENT_ABI}:
-        raise ConfigError(f"{here}: a component's functions all use abi component, not {sorted(abis)}")
+    for whole in WHOLE_MODULE_ABIS:
+        if whole in abis and abis != {whole}:
+            raise ConfigError(f"{here}: a module with abi {whole} has it for all its functions, not {sorted(abis)}")
     return functions
 
 
@@ -71,15 +82,22 @@ def spec_from_entry(entry: Any, where: str, *, path: Path | None, wit: str | Non
     if default_abi not in ABIS:
         raise ConfigError(f"{here}: unknown abi {default_abi!r}; known: {list(ABIS)}")
     functions = parse_functions(entry.get("functions"), default_abi, here)
-    is_component = {f.abi for f in functions.values()} == {COMPONENT_ABI}
-    if is_component != (default_abi == COMPONENT_ABI):
-        raise ConfigError(f"{here}: a component has abi component, and so do all its functions")
+    abis = {f.abi for f in functions.values()}
+    for whole in WHOLE_MODULE_ABIS:
+        if (abis == {whole}) != (default_abi == whole):
+            raise ConfigError(f"{here}: a module with abi {whole} has it, and so do all its functions")
+    is_component, is_extism = default_abi == COMPONENT_ABI, default_abi == EXTISM_ABI
     world = entry.get("world")
     if is_component and (not wit or not isinstance(world, str) or not world):
         raise ConfigError(f"{here}: a component needs its WIT ('wit') and the world it implements ('world')")
     capabilities = Capabilities.parse(entry.get("capabilities"), here)
-    if is_component and capabilities != Capabilities():
-        raise ConfigError(f"{here}: components are granted no imports, so no capabilities either")
+    if (is_component or is_extism) and capabilities != Capabilities():
+        raise ConfigError(f"{here}: abi {default_abi} grants no capabilities (its imports are fixed by the host)")
+    config = entry.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"{here}: 'config' must map keys to text values")
+    if config and not is_extism:
+        raise ConfigError(f"{here}: only abi extism takes a plugin 'config'")
     return ModuleSpec(
         name=entry["name"],
         version=entry["version"],
@@ -92,6 +110,7 @@ def spec_from_entry(entry: Any, where: str, *, path: Path | None, wit: str | Non
         description=str(entry.get("description", "")),
         wit=wit if is_component else None,
         world=world if is_component else None,
+        config=check_config((config or {}).items(), here),
     )
 
 
@@ -112,6 +131,8 @@ def entry_from_spec(spec: ModuleSpec) -> dict[str, Any]:
     }
     if spec.is_component:
         entry |= {"wit": spec.wit, "world": spec.world}
+    if spec.is_extism:
+        entry["config"] = dict(spec.config)
     return entry
 
 
@@ -135,6 +156,9 @@ def differences(old: ModuleSpec, new: ModuleSpec) -> list[str]:
     if old.capabilities != new.capabilities:
         there, here = (", ".join(s.capabilities.granted()) or "none" for s in (old, new))
         out.append(f"capabilities: {there} there, {here} here" if there != here else "environment values differ")
+    if old.config != new.config:
+        there, here = (", ".join(f"{k}={v}" for k, v in s.config) or "none" for s in (old, new))
+        out.append(f"config: {there} there, {here} here")
     if (old.wit, old.world) != (new.wit, new.world):
         out.append(f"WIT: world {old.world} there, {new.world} here" + (" (other text)" if old.wit != new.wit else ""))
     return out

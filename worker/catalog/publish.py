@@ -2,8 +2,8 @@
 yank a version; verify everything registered.
 
 A published `name@version` is immutable: publishing it again with other bytes or other functions, limits,
-capabilities or WIT is a `PublishConflict` that says what differs (the identical publication is a no-op), and
-a yanked version never comes back. Nothing is visible before the module passed the bounded check
+capabilities, WIT or plugin config is a `PublishConflict` that says what differs (the identical publication is
+a no-op), and a yanked version never comes back. Nothing is visible before the module passed the bounded check
 (worker/catalog/check.py); the entry is written last, in one step, after its bytes. Workers everywhere see
 the change within about a second without a restart (worker/catalog/watch.py).
 """
@@ -73,6 +73,7 @@ class Publication:
     description: str = ""
     wit: str | None = None  # component ABI: the WIT text and the world
     world: str | None = None
+    config: dict[str, str] = field(default_factory=dict)  # extism ABI: the plugin's config
 
     def spec(self, wasm: bytes) -> ModuleSpec:
         """The publication of `wasm`, checked like any entry (worker/catalog/entry.py)."""
@@ -84,7 +85,7 @@ class Publication:
             "name": self.name, "version": self.version, "sha256": hashlib.sha256(wasm).hexdigest(),
             "abi": self.abi or (abis.pop() if len(abis) == 1 else "packed"), "functions": functions,
             "limits": self.limits or None, "capabilities": self.capabilities.to_dict(),
-            "description": self.description, "world": self.world,
+            "description": self.description, "world": self.world, "config": self.config or None,
         }  # fmt: skip
         return spec_from_entry(entry, "publication", path=None, wit=self.wit)
 

@@ -35,6 +35,7 @@ def add_parser(sub: SubParsers) -> None:
     add.add_argument("--allow", help=f"capabilities to grant, comma-separated: {', '.join(ALLOWABLE)}")
     add.add_argument("--env", action="append", metavar="KEY=VALUE", help="an environment variable (repeatable)")
     add.add_argument("--capture-output", type=int, metavar="BYTES", help="stdout/stderr kept per stream and call")
+    add.add_argument("--config", action="append", metavar="KEY=VALUE", help="extism ABI: plugin config (repeatable)")
     add.add_argument("--description")
     add.add_argument("--wit", help="component ABI: the WIT file")
     add.add_argument("--world", help="component ABI: the world the component implements")
@@ -104,8 +105,20 @@ def _publication(args: argparse.Namespace) -> Any:
     return Publication(
         name=args.name, version=args.version, functions=args.function, abi=args.abi, batch=batch,
         limits={k: v for k, v in limits.items() if v is not None}, capabilities=_capabilities(args),
-        description=args.description or "", wit=wit, world=args.world,
+        description=args.description or "", wit=wit, world=args.world, config=_config(args.config or []),
     )  # fmt: skip
+
+
+def _config(items: list[str]) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--config takes KEY=VALUE, not {item!r}")
+        if key in config:
+            raise UsageError(f"--config gives {key!r} twice")
+        config[key] = value
+    return config
 
 
 def _capabilities(args: argparse.Namespace) -> Capabilities:
@@ -134,6 +147,7 @@ def _row(listed: Any) -> dict[str, Any]:
         "functions": {f.name: f.abi for f in spec.functions.values()},
         "batch": {f.name: f.batch for f in spec.functions.values() if f.batch},
         "limits": spec.limits.to_dict(), "capabilities": spec.capabilities.to_dict(), "world": spec.world,
+        "config": dict(spec.config) if spec.is_extism else None,
         "description": spec.description, "origin": listed.origin,
         "size": entry.size if entry else None, "published_by": entry.published_by if entry else None,
         "published_at": entry.published_at if entry else None,

@@ -1,5 +1,5 @@
-"""The one interface every kind of module is run through (core modules, components), so the sandbox
-dispatches once on `spec.is_component` instead of branching on the ABI in every method."""
+"""The one interface every kind of module is run through (core modules, components, Extism plugins), so the
+sandbox dispatches once on the kind of module instead of branching on the ABI in every method."""
 
 from __future__ import annotations
 

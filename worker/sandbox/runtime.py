@@ -1,7 +1,7 @@
 """The sandbox of one process: its Engine and epoch ticker, and one backend per kind of module.
 
 `Sandbox` resolves a reference through the `ModuleSource` it was given (the catalog), picks the backend
-(core modules or components), and hands it the call. Build one per process, after fork.
+(core modules, components or Extism plugins), and hands it the call. Build one per process, after fork.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .compiler import BoundedCompiler, CompileLimits
 from .component.runner import ComponentBackend
 from .core.runner import CoreBackend
 from .engine import EpochTicker, make_engine
+from .extism.backend import ExtismBackend
 from .loading import ModuleSource
 from .precompiled import PrecompiledCache
 from .result import CallResult
@@ -54,6 +55,10 @@ class Sandbox:
             fetch=catalog.wasm,
             artifacts=artifacts,
         )
+        self.extism = ExtismBackend(
+            engine=self.engine, ticker=self.ticker, settings=self.settings, precompiled=precompiled,
+            compiler=compiler, fetch=catalog.wasm, artifacts=artifacts, fast=fast,
+        )  # fmt: skip
 
     @property
     def fast(self) -> bool:
@@ -73,6 +78,8 @@ class Sandbox:
         return module if isinstance(module, ModuleSpec) else self.catalog.resolve(module)
 
     def backend(self, spec: ModuleSpec) -> Backend:
+        if spec.is_extism:
+            return self.extism
         return self.components if spec.is_component else self.core
 
     def load(self, spec: ModuleSpec, *, compile: bool = True) -> bool:
