@@ -28,13 +28,21 @@ from worker.errors import (
     NotRequeueable,
     PublishConflict,
     ResultsMissing,
+    ResultTooLarge,
     UsageError,
     WasmqError,
     WorkerLost,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RETRYABLE: set[type[WasmqError]] = {DeadlineExceeded, WorkerLost, BrokerUnavailable, JobTimeout, ResultsMissing}
+RETRYABLE: set[type[WasmqError]] = {
+    DeadlineExceeded,
+    WorkerLost,
+    BrokerUnavailable,
+    JobTimeout,
+    ResultsMissing,
+    ResultTooLarge,
+}
 NOT_RETRYABLE: set[type[WasmqError]] = {
     ModuleNotFound,
     ModuleRejected,
