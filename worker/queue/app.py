@@ -25,15 +25,17 @@ from celery.signals import (
 from ..config import Settings, get_settings
 from ..connections import is_redis_url
 from ..monitoring import exporter, logs
-from . import control, job_signals, state, tasks
-from .intake import record_failure
+from . import compression, control, job_signals, state, tasks
+from .dead_lettering import record_failure
 
 POLLING_BACKEND = "worker.producer.results.PollingRedisBackend"  # a producer's result backend, named (no import)
+WORKER_BACKEND = "worker.queue.backend.WasmqRedisBackend"  # the worker's (worker/queue/backend.py)
 
 
 def make_app(settings: Settings, *, producer: bool = False) -> Celery:
     """A Celery app for `settings`; a producer's reads results by polling (worker/producer/results.py)."""
     settings.check()
+    compression.install(settings.max_message_bytes)  # no decompression bomb (worker/queue/compression.py)
     app = Celery("wasmq", set_as_current=False)
     transport = {"visibility_timeout": settings.visibility_timeout_s}
     broker_transport = {
@@ -48,7 +50,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         broker_url=settings.broker,
         # Our hardened Redis transport for Redis brokers (see worker/queue/transport.py); others as named.
         broker_transport="worker.queue.transport:Transport" if is_redis_url(settings.broker) else None,
-        result_backend=f"{POLLING_BACKEND}+{settings.backend}" if producer else settings.backend,
+        result_backend=_backend(settings, producer),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -79,6 +81,12 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
     )
     tasks.register(app)
     return app
+
+
+def _backend(settings: Settings, producer: bool) -> str:
+    if not is_redis_url(settings.backend):
+        return settings.backend
+    return f"{POLLING_BACKEND if producer else WORKER_BACKEND}+{settings.backend}"
 
 
 # The process's state (worker/queue/state.py): built after fork, flushed and closed at shutdown.
