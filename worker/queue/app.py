@@ -45,6 +45,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 60,
+        "wasmq_max_message_bytes": settings.max_message_bytes,  # read by worker/queue/transport.py
     }
     app.conf.update(
         broker_url=settings.broker,
@@ -78,6 +79,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         task_send_sent_event=settings.task_events,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        wasmq_settings=settings,  # what the consumer and the result backend of this app go by
     )
     tasks.register(app)
     return app

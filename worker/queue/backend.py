@@ -55,9 +55,9 @@ class WasmqRedisBackend(RedisBackend):  # type: ignore[misc]
         return meta
 
     def _set_with_state(self, key: Any, value: Any, state: str) -> Any:
-        limit = get_settings().max_result_bytes
+        limit = (self.app.conf.get("wasmq_settings") or get_settings()).max_result_bytes
         if isinstance(value, str | bytes) and len(value) > limit:
-            prefix = self.task_keyprefix
+            prefix = self.task_keyprefix.decode() if isinstance(self.task_keyprefix, bytes) else self.task_keyprefix
             name = key.decode() if isinstance(key, bytes) else str(key)
             task_id = name[len(prefix) :] if name.startswith(prefix) else name
             error = InvalidOutput(f"the job's result takes {len(value)} bytes, above WASMQ_MAX_RESULT_BYTES={limit}")

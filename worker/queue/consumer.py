@@ -47,7 +47,7 @@ class WasmqConsumer(Consumer):  # type: ignore[misc]
 
     def create_task_handler(self, promise: Any = promise) -> Callable[[Any], Any]:
         handle = super().create_task_handler(promise)
-        settings = get_settings()
+        settings = self.app.conf.get("wasmq_settings") or get_settings()
         fatal = tuple(self.connection_errors or ()) + tuple(getattr(self, "channel_errors", None) or ())
 
         def on_task_received(message: Any) -> Any:
@@ -62,8 +62,8 @@ class WasmqConsumer(Consumer):  # type: ignore[misc]
                 raise
             except Exception as exc:
                 log.exception("a message broke Celery's task handler; refusing it (job %s)", verdict.task_id)
-                why = f"the worker could not take this message: {type(exc).__name__}: {short_repr(str(exc), 200)}"
-                return self._refuse(message, Verdict(error=MalformedMessage(why), task=verdict.task))
+                why = f"the worker could not take this message: {type(exc).__name__}: {str(exc)[:200]}"
+                return self._refuse(message, replace(verdict, error=MalformedMessage(why), call=None))
 
         return on_task_received
 

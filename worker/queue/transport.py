@@ -106,7 +106,8 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             dest, item = dest__item
             dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
-            limit = envelope_limit(get_settings().max_message_bytes)
+            options = getattr(self.connection.client, "transport_options", None) or {}
+            limit = envelope_limit(options.get("wasmq_max_message_bytes") or get_settings().max_message_bytes)
             if len(item) > limit:
                 record_bad_envelope(item, dest, ValueError(f"entry of {len(item)} bytes is above {limit} bytes"))
                 return True
