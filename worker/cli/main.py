@@ -49,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse --help
         return int(exc.code or 0)
     except CONNECTION_ERRORS as exc:  # from redis-py or kombu, in a command that did not say which server
-        error = BrokerUnavailable(redact(f"Redis is unreachable or refused us: {type(exc).__name__}: {exc}"))
-        common.report_error(error, as_json=want_json)
+        unreachable = BrokerUnavailable(redact(f"Redis is unreachable or refused us: {type(exc).__name__}: {exc}"))
+        common.report_error(unreachable, as_json=want_json)
         return EXIT_FAILED
     except Exception as exc:
         error = InternalError(redact(f"internal error: {type(exc).__name__}: {exc}"))
