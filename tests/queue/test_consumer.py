@@ -111,7 +111,7 @@ def front(monkeypatch: pytest.MonkeyPatch) -> Front:
 
     monkeypatch.setattr(Consumer, "create_task_handler", lambda self, promise=None: celery_handler)
 
-    def refuse(message: Any, verdict: Verdict, backend: Any, *, store_result: bool) -> None:
+    def refuse(message: Any, verdict: Verdict, backend: Any, *, store_result: bool, entry_id: Any = None) -> None:
         refused.append((message, verdict, store_result))
 
     monkeypatch.setattr(consumer_module, "refuse", refuse)
@@ -166,9 +166,7 @@ def test_celerys_own_refusals_are_taken_over(front: Front, monkeypatch: pytest.M
     consumer.app = SimpleNamespace(conf={}, backend=None)
     consumer.connection_errors = ()
     calls: list[Verdict] = []
-    monkeypatch.setattr(
-        consumer_module, "refuse", lambda message, verdict, backend, *, store_result: calls.append(verdict)
-    )
+    monkeypatch.setattr(consumer_module, "refuse", lambda message, verdict, backend, **_: calls.append(verdict))
     message = delivered(greet(job_id="undecodable"))
     consumer.on_decode_error(message, ValueError("x" * 10_000))
     consumer.on_invalid_task(None, message, ValueError("invalid ETA value 'not a date'"))

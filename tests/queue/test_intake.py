@@ -32,7 +32,7 @@ def _id(case: Case) -> str:
     return case.name
 
 
-@pytest.mark.parametrize("case", [c for c in CORPUS if c.stage == "intake"], ids=_id)
+@pytest.mark.parametrize("case", [c for c in CORPUS if c.stage in ("intake", "transport")], ids=_id)
 def test_every_message_of_the_corpus_gets_its_verdict(case: Case) -> None:
     verdict = inspect(case.make().message(), SETTINGS)
     if case.expect is None:

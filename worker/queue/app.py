@@ -25,7 +25,7 @@ from celery.signals import (
 from ..config import Settings, get_settings
 from ..connections import is_redis_url
 from ..monitoring import exporter, logs
-from . import compression, control, job_signals, state, tasks
+from . import amqp_frames, compression, control, job_signals, state, tasks
 from .dead_lettering import record_failure
 
 POLLING_BACKEND = "worker.producer.results.PollingRedisBackend"  # a producer's result backend, named (no import)
@@ -36,6 +36,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
     """A Celery app for `settings`; a producer's reads results by polling (worker/producer/results.py)."""
     settings.check()
     compression.install(settings.max_message_bytes)  # no decompression bomb (worker/queue/compression.py)
+    amqp_frames.install()  # no header table nested too deep for py-amqp (worker/queue/amqp_frames.py)
     app = Celery("wasmq", set_as_current=False)
     transport = {"visibility_timeout": settings.visibility_timeout_s}
     broker_transport = {

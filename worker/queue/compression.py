@@ -29,7 +29,6 @@ BOUNDED: dict[str, Callable[[], _Decompressor]] = {
     "application/x-bz2": bz2.BZ2Decompressor,
     "application/x-lzma": lzma.LZMADecompressor,
 }
-_installed: dict[str, int] = {}
 
 
 def bounded_decoder(content_type: str, make: Callable[[], _Decompressor], limit: int) -> Callable[[Any], bytes]:
@@ -53,13 +52,10 @@ def refusing_decoder(content_type: str) -> Callable[[Any], bytes]:
 
 
 def install(limit: int) -> None:
-    """Make every decoder kombu has registered stop at `limit` bytes, or refuse (idempotent per limit)."""
+    """Make every decoder kombu has registered stop at `limit` bytes, or refuse (the last call's limit holds)."""
     for content_type in list(compression.encoders()):
-        if _installed.get(content_type) == limit:
-            continue
         encoder, _ = compression.get_encoder(content_type)
         make = BOUNDED.get(content_type)
         decoder = bounded_decoder(content_type, make, limit) if make else refusing_decoder(content_type)
         aliases = [alias for alias, target in compression._aliases.items() if target == content_type]
         compression.register(encoder, decoder, content_type, aliases=aliases)
-        _installed[content_type] = limit

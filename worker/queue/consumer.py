@@ -23,6 +23,7 @@ old dispatcher goes.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -67,11 +68,13 @@ class WasmqConsumer(Consumer):  # type: ignore[misc]
 
         return on_task_received
 
-    def _refuse(self, message: Any, verdict: Verdict, *, store_result: bool = True) -> None:
+    def _refuse(
+        self, message: Any, verdict: Verdict, *, store_result: bool = True, entry_id: str | None = None
+    ) -> None:
         # never a result under the id of a job in flight here (its own result is on the way)
         store_result = store_result and verdict.task_id not in worker_state.requests
         try:
-            refuse(message, verdict, self.app.backend, store_result=store_result)
+            refuse(message, verdict, self.app.backend, store_result=store_result, entry_id=entry_id)
         finally:
             if not getattr(message, "acknowledged", True):
                 message.ack_log_error(log, self.connection_errors)
@@ -88,7 +91,8 @@ class WasmqConsumer(Consumer):  # type: ignore[misc]
         if (message.headers.get("retries") or 0) > attempt:
             return False
         error = MalformedMessage(f"a job with id {verdict.task_id} is already in flight on this worker")
-        self._refuse(message, replace(verdict, error=error, call=None), store_result=False)
+        entry_id = f"{verdict.task_id}-duplicate-{uuid.uuid4().hex[:8]}"  # the running job's id stays its own
+        self._refuse(message, replace(verdict, error=error, call=None), store_result=False, entry_id=entry_id)
         return True
 
     def on_decode_error(self, message: Any, exc: BaseException) -> None:

@@ -84,14 +84,17 @@ def raw_text(body: Any) -> tuple[str, bool]:
     return text[:MAX_PAYLOAD_CHARS], len(text) > MAX_PAYLOAD_CHARS
 
 
-def refuse(message: Any, verdict: Verdict, backend: Any, *, store_result: bool = True) -> str:
-    """Dead-letter, answer, count and log a message the intake refused; returns the dead letter's id."""
+def refuse(
+    message: Any, verdict: Verdict, backend: Any, *, store_result: bool = True, entry_id: str | None = None
+) -> str:
+    """Dead-letter, answer, count and log a message the intake refused; returns the dead letter's id (the
+    message's id when it is free, else `entry_id` or an id of its own)."""
     error = verdict.error or MalformedMessage("message refused")
     raw, truncated = raw_text(getattr(message, "body", None))
     headers = getattr(message, "headers", None)
     queue = _routing_key(getattr(message, "delivery_info", None))
     entry = DeadLetter(
-        id=verdict.task_id or new_id(),
+        id=entry_id or verdict.task_id or new_id(),
         reason="malformed",
         error=public_error(error),
         task=verdict.task,
