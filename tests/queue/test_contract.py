@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests.support.contract import MESSAGE, SCHEMA
 from tests.support.messages import CORPUS, EMBED, Case, Raw, call
 from worker.config import Settings
 from worker.errors import ERROR_TYPES, InvalidInput
@@ -24,18 +24,7 @@ from worker.queue import compression
 from worker.queue.contract import MAX_CHUNK_ITEMS, MAX_NAME_CHARS, PARAMETERS, bind, parts
 from worker.queue.intake import MAX_ID_CHARS, inspect
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "docs" / "contract" / "wasmq.schema.json"
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
 SETTINGS = Settings()
-
-
-def validator(definition: str) -> Draft202012Validator:
-    """A validator of one definition of the schema."""
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": SCHEMA["$defs"]})
-
-
-MESSAGE = validator("message")
 
 
 def as_schema_sees_it(raw: Raw) -> dict[str, Any]:
