@@ -29,6 +29,8 @@ from worker.errors import ConfigError
             time_limit_margin_s=5.0,
             retry_backoff_max_s=5.0,
             node_timeout_s=2.5,
+            max_message_bytes=1 << 20,
+            max_result_bytes=3 << 20,
         ),
         Settings(
             redis_url="sentinel://:pw@h1:26379;sentinel://h2:26380/1",
@@ -99,3 +101,16 @@ def test_the_sentinel_password_is_never_shown() -> None:
     assert settings.sentinel is not None and settings.sentinel.password == "s3cret"
     assert "s3cret" not in repr(settings) and "s3cret" not in repr(settings.sentinel)
     assert Settings().sentinel is None and Settings().node_timeout_s == 15.0
+
+
+@pytest.mark.parametrize("var", ["WASMQ_MAX_MESSAGE_BYTES", "WASMQ_MAX_RESULT_BYTES"])
+def test_size_limits_below_a_useful_minimum_are_refused(var: str) -> None:
+    with pytest.raises(ConfigError, match=var):
+        Settings.from_env({var: "1000"})
+
+
+def test_the_repr_of_settings_shows_no_password() -> None:
+    settings = Settings(redis_url="redis://:s3cret@h:1/0", broker_url="amqp://u:t0ps3cret@h//")
+    shown = repr(settings)
+    assert "s3cret" not in shown and "t0ps3cret" not in shown
+    assert "redis://:***@h:1/0" in shown and "amqp://u:***@h//" in shown

@@ -30,6 +30,7 @@ from worker.errors import (
     PublishDenied,
     RegistryUnavailable,
     ResultsMissing,
+    ResultTooLarge,
     UsageError,
     WasmqError,
     WorkerLost,
@@ -43,6 +44,7 @@ RETRYABLE: set[type[WasmqError]] = {
     JobTimeout,
     ResultsMissing,
     RegistryUnavailable,
+    ResultTooLarge,
 }
 NOT_RETRYABLE: set[type[WasmqError]] = {
     ModuleNotFound,

@@ -7,16 +7,18 @@ only constructor that looks at `os.environ`; tests build `Settings(...)` directl
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
 from .connections import SentinelOptions, is_redis_url, is_sentinel_url, parse_sentinel_url, redact
 from .errors import ConfigError
+from .spec import MIB
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = REPO_ROOT / "modules" / "manifest.json"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MIN_MESSAGE_BYTES = 64 * 1024  # below this even a short chunk or one error would not fit
 
 
 def _default_cache_dir() -> Path:
@@ -51,6 +53,8 @@ INT_VARS = (
     ("WASMQ_METRICS_PORT", "metrics_port"),
     ("WASMQ_MAX_MODULE_MB", "max_module_mb"),
     ("WASMQ_COMPILE_MEMORY_MB", "compile_memory_mb"),
+    ("WASMQ_MAX_MESSAGE_BYTES", "max_message_bytes"),
+    ("WASMQ_MAX_RESULT_BYTES", "max_result_bytes"),
 )
 FLOAT_VARS = (
     ("WASMQ_TIME_LIMIT_MARGIN_S", "time_limit_margin_s"),
@@ -107,6 +111,12 @@ class Settings:
     max_worker_lost_retries: int = 3  # a job whose worker process dies is run again at most this often
     stall_check_s: float = 10.0  # a producer waiting this long without a result looks for lost messages
     max_captured_output: int = 64 * 1024  # bytes of WASI stdout/stderr kept per call
+    # A task message's body (JSON, after decompression) is at most this large: a worker dead-letters a larger
+    # one unread, and the producer splits batch chunks so that none is (worker/queue/intake.py).
+    max_message_bytes: int = 16 * MIB
+    # A job's stored result (JSON, as Celery stores it) is at most this large: a chunk's items that do not fit
+    # are answered `ResultTooLarge` and sent again in smaller chunks by the producer (worker/queue/fitting.py).
+    max_result_bytes: int = 16 * MIB
     log_format: str = "auto"  # auto | json | console
     # Celery task events (Flower, `celery events`), on by default; WASMQ_TASK_EVENTS=0 turns them off. A worker
     # sends them in batches, at most every `event_flush_s` (worker/consumer.py): monitors see them that much later.
@@ -123,6 +133,12 @@ class Settings:
     # master's password, if any, is in the URL).
     sentinel_master: str | None = None
     sentinel_password: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        from .connections import redact  # a repr in a log line or a traceback never shows a password
+
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return redact(f"Settings({shown})")
 
     @property
     def broker(self) -> str:
@@ -204,6 +220,12 @@ class Settings:
                 f"({self.task_time_limit_s} s + {self.time_limit_margin_s:g} s margin): otherwise Redis would "
                 "redeliver jobs that are still running"
             )
+        for var, value in (
+            ("WASMQ_MAX_MESSAGE_BYTES", self.max_message_bytes),
+            ("WASMQ_MAX_RESULT_BYTES", self.max_result_bytes),
+        ):
+            if value < MIN_MESSAGE_BYTES:
+                raise ConfigError(f"{var} must be at least {MIN_MESSAGE_BYTES} bytes, not {value}")
         if self.retry_backoff_max_s >= self.visibility_timeout_s:
             raise ConfigError("the retry backoff must stay below the visibility timeout")
         if self.node_timeout_s >= self.visibility_timeout_s:

@@ -37,8 +37,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     BrokerUnavailable,
 )
 DEFAULT_TIMEOUT_S = 10.0
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/;]*)(?::[^@/;]*)?@", re.IGNORECASE)
-_QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:password|pass|pwd|sentinel_password)=)[^&;]*", re.IGNORECASE)
+# A URL's user info runs from `scheme://` to the last `@` before the URL ends (whitespace, a quote, or the
+# next URL): that is how redis-py and kombu read a password with an unescaped `@` or `/` in it.
+_USERINFO = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<info>(?:(?![a-z][a-z0-9+.-]*://)[^\s'\"<>])*)@", re.IGNORECASE
+)
+_QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:password|pass|pwd|sentinel_password)=)[^&;\s'\"<>]*", re.IGNORECASE)
 
 
 def is_redis_url(url: str) -> bool:
@@ -51,12 +55,13 @@ def is_sentinel_url(url: str) -> bool:
 
 def redact(text: str) -> str:
     """`text` with the password of every URL in it replaced by `***` (the user name stays, to help debugging)."""
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@" if _has_password(m) else m.group(0), text)
+    text = _USERINFO.sub(_hide_password, text)
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}***", text)
 
 
-def _has_password(match: re.Match[str]) -> bool:
-    return ":" in match.group(0)[len(match["scheme"]) :]
+def _hide_password(match: re.Match[str]) -> str:
+    user, colon, _ = match["info"].partition(":")
+    return f"{match['scheme']}{user}:***@" if colon else match.group(0)
 
 
 @dataclass(frozen=True, kw_only=True)

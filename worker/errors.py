@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+RESERVED = ("type", "message", "retryable")  # the fields of an error's JSON shape, never among its details
+
 
 class WasmqError(Exception):
     """Base of every error wasmq raises on purpose."""
@@ -19,6 +21,8 @@ class WasmqError(Exception):
     def __init__(self, message: str, details: dict[str, Any] | None = None, **more: Any) -> None:
         self.message = message
         self.details: dict[str, Any] = {**(details or {}), **more}
+        for key in RESERVED:  # a stored error's details repeat them (worker/queue/backend.py); they are fields
+            self.details.pop(key, None)
         # args stay (message, details): Celery's JSON result backend rebuilds the error as cls(*args).
         super().__init__(message, self.details)
 
@@ -92,6 +96,13 @@ class InvalidOutput(WasmqError):
     """The module's answer broke the ABI: bad pointer, bad length, too large, not UTF-8, bad framing."""
 
     type = "InvalidOutput"
+
+
+class ResultTooLarge(WasmqError):
+    """This item's output did not fit in its chunk's stored result; sent alone or in a smaller chunk, it will."""
+
+    type = "ResultTooLarge"
+    retryable = True
 
 
 class WorkerLost(WasmqError):
@@ -191,6 +202,7 @@ ERROR_TYPES: dict[str, type[WasmqError]] = {
         MemoryLimitExceeded,
         ModuleTrap,
         InvalidOutput,
+        ResultTooLarge,
         WorkerLost,
         JobFailed,
         ConfigError,

@@ -14,7 +14,10 @@ from typing import Any, Protocol
 
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
 
+from .bounds import without_paths
 from .errors import DeadlineExceeded, JobFailed, WasmqError, WorkerLost
+
+MAX_ERROR_MESSAGE = 2000  # characters of an error message kept in a stored result or a dead letter
 
 
 class _Usage(Protocol):
@@ -31,10 +34,22 @@ class Answer(Protocol):
     def usage(self) -> _Usage: ...
 
 
+def public_error(error: WasmqError) -> dict[str, Any]:
+    """An error's JSON shape as it is stored for any producer to read: `type`, `message`, `retryable` and
+    the details, with the message bounded and no server file path in any text."""
+    out = error.to_dict()
+    message = without_paths(error.message)
+    out["message"] = message if len(message) <= MAX_ERROR_MESSAGE else message[:MAX_ERROR_MESSAGE] + "..."
+    for key, value in error.details.items():
+        if isinstance(value, str):
+            out[key] = without_paths(value)[:MAX_ERROR_MESSAGE]
+    return out
+
+
 def item_entry(result: Answer | WasmqError) -> dict[str, Any]:
     """One input's outcome inside a chunk result."""
     if isinstance(result, WasmqError):
-        return {"ok": False, "error": result.to_dict()}
+        return {"ok": False, "error": public_error(result)}
     return {"ok": True, "output": result.output, "usage": result.usage.to_dict()}
 
 
@@ -45,7 +60,7 @@ def chunk_entries(results: Sequence[Answer | WasmqError]) -> list[dict[str, Any]
     entries = []
     for result in results:
         if isinstance(result, WasmqError):
-            entries.append({"ok": False, "error": result.to_dict()})
+            entries.append({"ok": False, "error": public_error(result)})
             continue
         shared = usage.get(id(result.usage))
         if shared is None:

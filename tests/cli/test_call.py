@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.sandbox import HOSTILE_DIR, ROOT
+from worker.cli.call import release_wasi_streams
 
 TIMEOUT_S = 120
 
@@ -180,3 +183,29 @@ def test_help_exits_0(cli_env: dict[str, str]) -> None:
     proc = wasmq(cli_env, "call", "--help")
     assert proc.returncode == 0
     assert "--wasm" in proc.stdout
+
+
+@pytest.mark.timeout(900)
+def test_a_wasi_module_call_never_aborts_at_exit(cli_env: dict[str, str]) -> None:
+    """The process used to abort (SIGABRT, exit 134) after printing, about one run in thirty: wasmtime released
+    the module's output streams on its own threads while the interpreter was finalizing (worker/cli/call.py)."""
+    runs = [
+        ["call", "--wasm", str(HOSTILE_DIR / "wasi_probe.wasm"), "--abi", "seed-rust", "--function", function,
+         "--input", "x"]
+        for function in ("exit_now", "read_secret", "chatty") for _ in range(12)
+    ]  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(lambda args: wasmq(cli_env, *args).returncode, runs))
+    assert sorted(set(codes)) == [0, 1]  # chatty and read_secret answer (0), exit_now is a ModuleTrap (1)
+    assert -6 not in codes and 134 not in codes
+
+
+def test_releasing_the_streams_waits_for_wasmtime_and_no_longer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wasmtime import _wasi
+
+    handles: dict[int, object] = {1: object()}
+    monkeypatch.setattr(_wasi.CUSTOM_OUTPUTS, "handles", handles)
+    threading.Timer(0.05, handles.clear).start()  # as wasmtime's finalizer does, from another thread
+    assert release_wasi_streams(timeout_s=30)
+    handles[2] = object()
+    assert not release_wasi_streams(timeout_s=0.01)  # bounded: a stream never released does not hang the command

@@ -88,3 +88,33 @@ def test_bad_requests_are_refused_before_enqueue(
     with pytest.raises(error, match=match):
         call(client)
     assert queued(fake_server) == []
+
+
+@pytest.fixture
+def small_client(fake_server: fakeredis.FakeServer) -> Iterator[Client]:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", queue=QUEUE, manifests=MANIFESTS, cache_dir=None,
+                        max_message_bytes=64 * 1024)  # fmt: skip
+    with Client(settings) as c:
+        yield c
+
+
+def test_map_cuts_chunks_by_encoded_size_so_no_message_is_over_the_limit(
+    small_client: Client, fake_server: fakeredis.FakeServer
+) -> None:
+    inputs = ["\x01" * 2000] * 40 + ["plain"] * 10  # 12 KB of JSON each: 40 of them are 480 KB
+    with pytest.raises(JobTimeout):
+        small_client.map("greeting", "greet", inputs, chunk_size=100, timeout=0.01)
+    messages = queued(fake_server)
+    assert len(messages) > 7
+    assert all(len(base64.b64decode(m["body"])) <= small_client.settings.max_message_bytes for m in messages)
+    assert [item for m in messages for item in m["decoded"][0][2]] == inputs  # all of them, in order
+
+
+def test_an_input_too_large_to_send_fails_alone(small_client: Client, fake_server: fakeredis.FakeServer) -> None:
+    with pytest.raises(InvalidInput, match="above the message limit of"):
+        small_client.submit("greeting", "greet", "\x01" * 20_000)
+    assert queued(fake_server) == []
+    with pytest.raises(JobTimeout):
+        small_client.map("greeting", "greet", ["a", "\x01" * 20_000, "b"], timeout=0.01)
+    [message] = queued(fake_server)
+    assert message["decoded"][0][2] == ["a", "b"]

@@ -180,3 +180,38 @@ def test_an_empty_chunk_and_junk_names_are_harmless(rec: Recorder) -> None:
     (line,) = run(task(), ["m" * 5000, {"x": 1}, "x", None], FuelExhausted("x"), "FAILURE")
     assert len(line["module"]) < 210 and line["function"] == "{'x': 1}"
     assert counts(rec)[(jobs.UNKNOWN, jobs.UNKNOWN)].jobs == {"FuelExhausted": 1}
+
+
+def test_jobs_sent_with_keyword_arguments_are_counted_under_their_module_and_function(rec: Recorder) -> None:
+    t = task("wasmq.call_many")
+    with capture_logs() as logs:
+        jobs.on_prerun(task_id="kw", task=t)
+        jobs.on_postrun(task_id="kw", task=t, args=[], kwargs={"module": "greeting", "function": "greet",
+                        "inputs": ["a", "b"]}, retval={"results": [{"ok": True, "output": "x", "usage": {}}] * 2,
+                        "pid": 1}, state="SUCCESS")  # fmt: skip
+        jobs.on_failure(sender=task(), task_id="kw2", exception=WorkerLostError("gone"), args=["greeting"],
+                        kwargs={"function": "greet", "input": "x"})  # fmt: skip
+    assert [(line["module"], line["function"]) for line in logs] == [("greeting", "greet")] * 2
+    assert logs[0]["items"] == 2
+    assert counts(rec)[("greeting", "greet")].jobs == {"succeeded": 2, "WorkerLost": 1}
+
+
+def test_a_hard_time_limit_reported_twice_is_counted_once(rec: Recorder) -> None:
+    """Celery 5.7 fires task_failure from the pool's result and again from its timeout handler."""
+    t = task()
+    args = ["greeting", "greet", "A", None]
+    with capture_logs() as logs:
+        jobs.on_failure(sender=t, task_id="slow", exception=TimeLimitExceeded(35.0), args=args, kwargs={})
+        jobs.on_failure(sender=t, task_id="slow", exception=TimeLimitExceeded(35.0), args=args, kwargs={})
+        jobs.on_failure(sender=t, task_id="other", exception=TimeLimitExceeded(35.0), args=args, kwargs={})
+    assert [line["job_id"] for line in logs] == ["slow", "other"]
+    assert counts(rec)[("greeting", "greet")].jobs == {"DeadlineExceeded": 2}
+
+
+def test_a_job_timed_out_again_later_is_counted_again(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(state.time, "monotonic", lambda: now[0])
+    worker = state.current()
+    assert worker.first_time_out("job") and not worker.first_time_out("job")
+    now[0] += state.TIMEOUT_ECHO_S + 1
+    assert worker.first_time_out("job")  # requeued and killed again: a new kill

@@ -1,10 +1,19 @@
-"""`wasmq call`: one call in this process, on a registered module or on any module file (no queue)."""
+"""`wasmq call`: one call in this process, on a registered module or on any module file (no queue).
+
+The command waits for wasmtime to let go of a WASI module's output streams before it returns (bounded,
+`release_wasi_streams`): wasmtime drops them on its own runtime threads a few milliseconds after the call,
+and each drop calls back into Python (wasmtime-py's stream finalizer). A callback that arrives while the
+interpreter is finalizing makes CPython end that thread with `pthread_exit`, whose forced unwinding goes
+through Rust frames that must not unwind: the process aborted (SIGABRT) after printing its result, about
+one run in thirty with the WASI probe module.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
 import sys
+import time
 from pathlib import Path
 
 from ..catalog import ModuleCatalog
@@ -45,7 +54,28 @@ def _file_spec(path: str, abi: str, function: str, limits: dict[str, int]) -> Mo
     )
 
 
+def release_wasi_streams(timeout_s: float = 2.0) -> bool:
+    """Wait until wasmtime-py holds no WASI output stream callback (see the module docstring); False if some
+    were still held after `timeout_s`."""
+    try:
+        from wasmtime._wasi import CUSTOM_OUTPUTS
+    except ImportError:  # another wasmtime-py layout: nothing known to wait for
+        return True
+    handles = getattr(CUSTOM_OUTPUTS, "handles", None)
+    deadline = time.monotonic() + timeout_s
+    while handles and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return not handles
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    finally:
+        release_wasi_streams()
+
+
+def _run(args: argparse.Namespace) -> int:
     limits = limits_from(args)
     for key, value in limits.items():
         if value <= 0:

@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..connections import redact
-from ..errors import InternalError, UsageError, WasmqError
+from ..connections import CONNECTION_ERRORS, redact
+from ..errors import BrokerUnavailable, InternalError, UsageError, WasmqError
 from . import batch, bench, call, common, dead, demo, modules, run, status, worker
 
 # sub-command -> its module (each has `add_parser(sub)` and `run(args) -> exit code`), in `--help` order
@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # argparse --help
         return int(exc.code or 0)
+    except CONNECTION_ERRORS as exc:  # from redis-py or kombu, in a command that did not say which server
+        unreachable = BrokerUnavailable(redact(f"Redis is unreachable or refused us: {type(exc).__name__}: {exc}"))
+        common.report_error(unreachable, as_json=want_json)
+        return EXIT_FAILED
     except Exception as exc:
         error = InternalError(redact(f"internal error: {type(exc).__name__}: {exc}"))
         common.report_error(error, as_json=want_json)

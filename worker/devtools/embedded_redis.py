@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -47,8 +48,16 @@ def free_port() -> int:
 class EmbeddedRedis:
     """`with EmbeddedRedis() as r: r.url` — started on entry, stopped and cleaned up on exit."""
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.appendonly = appendonly
+        self.password = password  # `requirepass`: clients must AUTH (the URL carries it, percent-encoded)
         self.port = port or free_port()
         self.extra_args = list(extra_args)  # e.g. ["--replicaof", "127.0.0.1", "6379"]
         self.dir = Path(tempfile.mkdtemp(prefix="wasmq-redis-"))
@@ -56,7 +65,8 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         args = [
@@ -71,6 +81,12 @@ class EmbeddedRedis:
             "--logfile", str(self.dir / "redis.log"),
             *self.extra_args,
         ]  # fmt: skip
+        if self.password:  # in a config file of its own, not on the command line (where `ps` shows it)
+            conf = self.dir / "auth.conf"
+            escaped = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            conf.write_text(f'requirepass "{escaped}"\n')
+            conf.chmod(0o600)
+            args.insert(1, str(conf))
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         client = connect(self.url, timeout_s=2, connect_timeout_s=0.5)

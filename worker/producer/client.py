@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,15 +20,17 @@ from celery.states import SUCCESS
 from ..catalog import ModuleCatalog
 from ..config import Settings, get_settings
 from ..connections import CONNECTION_ERRORS, connect, is_redis_url, redact
-from ..errors import BrokerUnavailable, InvalidInput, ResultsMissing
+from ..errors import BrokerUnavailable, InvalidInput, ResultsMissing, ResultTooLarge
 from ..keys import CALL_MANY_TASK, CALL_TASK
 from ..outcome import Outcome, to_error
 from ..queue.app import make_app
 from ..spec import Limits
+from . import chunks
 from .lost import find_lost
 from .results import ResultListener, stored_meta, wait_for_results
 
 Progress = Callable[[int, int], None]
+MAX_RESULT_RERUNS = 3  # rounds of sending again the items whose outputs did not fit in their chunk's result
 log = logging.getLogger("wasmq.client")
 
 
@@ -144,6 +147,9 @@ class Client:
         lim = self.check(module, function, limits)
         if not isinstance(input, str):
             raise InvalidInput(f"input must be a string, not {type(input).__name__}")
+        cost, budget = chunks.input_cost(input), chunks.message_budget(self.settings)
+        if cost > budget:
+            raise chunks.too_large(0, cost, budget, self.settings)
         sent = Sent(CALL_TASK, [module, function, input, limits or None], self._options(lim, 1))
         return Job(self._send(sent), self, sent)
 
@@ -158,7 +164,9 @@ class Client:
         timeout: float | None = None,
         **limits: int,
     ) -> list[Outcome]:
-        """Run `function` over `inputs` in chunks of `chunk_size` per message; outcomes in input order."""
+        """Run `function` over `inputs` in chunks of at most `chunk_size` per message (fewer where the inputs
+        are large: worker/producer/chunks.py); outcomes in input order. Items whose outputs did not fit in
+        their chunk's result are sent again in smaller chunks."""
         lim = self.check(module, function, limits)
         size = self.settings.chunk_size if chunk_size is None else chunk_size
         if size <= 0:
@@ -166,41 +174,86 @@ class Client:
         for index, item in enumerate(inputs):
             if not isinstance(item, str):
                 raise InvalidInput(f"input {index} must be a string, not {type(item).__name__}")
-        starts = list(range(0, len(inputs), size))
-        options = self._options(lim, min(size, len(inputs)) if inputs else 1)
-        messages = [Sent(CALL_MANY_TASK, [module, function, list(inputs[s : s + size]), limits or None], options)
-                    for s in starts]  # fmt: skip
-        results = [self._send(message) for message in messages]
-        start_of = {r.id: s for r, s in zip(results, starts, strict=True)}
-        sent_by_id = {r.id: m for r, m in zip(results, messages, strict=True)}
-        outcomes: list[Outcome | None] = [None] * len(inputs)
-        done = 0
+        groups, refused = chunks.plan(inputs, size, self.settings)
+        run = _BatchRun(self, module, function, inputs, limits=limits or None, progress=progress)
+        for index, error in refused.items():
+            run.finish(index, Outcome.failed(error))
+        options = self._options(lim, max(map(len, groups), default=1))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for attempt in range(MAX_RESULT_RERUNS + 1):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            overflow = run.send(groups, options, timeout=left, last=attempt == MAX_RESULT_RERUNS)
+            if not overflow:
+                break
+            groups = chunks.repack(inputs, overflow, self.settings)
+        return run.outcomes()
+
+
+class _BatchRun:
+    """One `Client.map`: its outcomes so far, and its chunks in flight."""
+
+    def __init__(self, client: Client, module: str, function: str, inputs: Sequence[str], *,
+                 limits: dict[str, int] | None, progress: Progress | None) -> None:  # fmt: skip
+        self.client, self.module, self.function, self.inputs, self.limits = client, module, function, inputs, limits
+        self.progress = progress
+        self.results: list[Outcome | None] = [None] * len(inputs)
+        self.done = 0
         if progress:
             progress(0, len(inputs))
 
+    def finish(self, index: int, outcome: Outcome) -> None:
+        self.results[index] = outcome
+        self.done += 1
+
+    def send(self, groups: list[list[int]], options: dict[str, Any], *, timeout: float | None,
+             last: bool) -> dict[int, int]:  # fmt: skip
+        """Send `groups` as chunks and wait for them; returns the items to send again (index -> result bytes)."""
+        client = self.client
+        messages = [Sent(CALL_MANY_TASK, [self.module, self.function, [self.inputs[i] for i in group], self.limits],
+                         options) for group in groups]  # fmt: skip
+        sent = [client._send(message) for message in messages]
+        group_of = {r.id: g for r, g in zip(sent, groups, strict=True)}
+        by_id = {r.id: m for r, m in zip(sent, messages, strict=True)}
+        overflow: dict[int, int] = {}
+
         def collect(task_id: str, stored: dict[str, Any]) -> None:
-            nonlocal done
+            group = group_of[task_id]
             value = stored.get("result")
-            first = start_of[task_id]
-            count = min(size, len(inputs) - first)
             entries = value.get("results") if isinstance(value, dict) else None
-            if isinstance(value, dict) and isinstance(entries, list) and len(entries) == count:
+            if isinstance(value, dict) and isinstance(entries, list) and len(entries) == len(group):
                 meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id")}
-                for offset, entry in enumerate(entries):
-                    outcomes[first + offset] = Outcome.from_entry(entry, meta)
+                for index, entry in zip(group, entries, strict=True):
+                    outcome = Outcome.from_entry(entry, meta)
+                    resend = _result_bytes(outcome) if not last else None
+                    if resend is not None:
+                        overflow[index] = resend
+                    else:
+                        self.finish(index, outcome)
             else:
-                error = to_error(value) if entries is None else to_error(f"chunk answered {len(entries)} of {count}")
-                for offset in range(count):
-                    outcomes[first + offset] = Outcome.failed(error)
-            done += count
-            if progress:
-                progress(done, len(inputs))
+                short = f"chunk answered {len(entries)} of {len(group)}" if entries is not None else None
+                error = to_error(value if short is None else short)
+                for index in group:
+                    self.finish(index, Outcome.failed(error))
+            if self.progress:
+                self.progress(self.done, len(self.inputs))
 
         wait_for_results(
-            self.app, start_of, collect, timeout=timeout, describe=lambda: f" ({done} of {len(inputs)} done)",
-            on_stall=self.resender(sent_by_id), stall_s=self.settings.stall_check_s, listener=self.listener,
+            client.app, group_of, collect, timeout=timeout,
+            describe=lambda: f" ({self.done} of {len(self.inputs)} done)", on_stall=client.resender(by_id),
+            stall_s=client.settings.stall_check_s, listener=client.listener,
         )  # fmt: skip
-        missing = [i for i, o in enumerate(outcomes) if o is None]
+        return overflow
+
+    def outcomes(self) -> list[Outcome]:
+        missing = [i for i, o in enumerate(self.results) if o is None]
         if missing:
             raise ResultsMissing(f"{len(missing)} batch results never arrived (first: input {missing[0]})")
-        return [o for o in outcomes if o is not None]
+        return [o for o in self.results if o is not None]
+
+
+def _result_bytes(outcome: Outcome) -> int | None:
+    """For an item answered `ResultTooLarge`: the size the worker reported for its result entry."""
+    if not isinstance(outcome.error, ResultTooLarge):
+        return None
+    size = outcome.error.details.get("encoded_bytes")
+    return int(size) if isinstance(size, int) and size > 0 else 1

@@ -29,12 +29,15 @@ from celery.signals import (
 from ..config import Settings, get_settings
 from ..connections import is_redis_url, is_sentinel_url, sentinel_url
 from ..monitoring import exporter, logs
-from . import control, job_signals, state, tasks
-from .intake import record_failure
+from . import amqp_frames, compression, control, job_signals, state, tasks
+from .dead_lettering import record_failure
 
-# A producer's result backend, named (no import): it reads results by polling (worker/producer/results.py).
+# Result backends, named (no import): a producer's reads results by polling (worker/producer/results.py), a
+# worker's stores them bounded and readable by any client (worker/queue/backend.py).
 POLLING_BACKEND = "worker.producer.results.PollingRedisBackend"
 POLLING_SENTINEL_BACKEND = "worker.producer.results.PollingSentinelBackend"
+WORKER_BACKEND = "worker.queue.backend.WasmqRedisBackend"
+WORKER_SENTINEL_BACKEND = "worker.queue.backend.WasmqSentinelBackend"
 REDIS_TRANSPORT = "worker.queue.transport:Transport"  # our hardened Redis transport (worker/queue/transport.py)
 SENTINEL_TRANSPORT = "worker.queue.transport:SentinelTransport"
 SENTINEL_SOCKET_TIMEOUT_S = 10.0  # through a failover a connection may go silent rather than close
@@ -60,14 +63,18 @@ def _broker_transport(url: str) -> str | None:
 
 def _result_backend(settings: Settings, producer: bool) -> str:
     url = sentinel_url(settings.backend)
-    if not producer:
+    if is_sentinel_url(url):
+        return f"{POLLING_SENTINEL_BACKEND if producer else WORKER_SENTINEL_BACKEND}+{url}"
+    if not is_redis_url(url):
         return url
-    return f"{POLLING_SENTINEL_BACKEND if is_sentinel_url(url) else POLLING_BACKEND}+{url}"
+    return f"{POLLING_BACKEND if producer else WORKER_BACKEND}+{url}"
 
 
 def make_app(settings: Settings, *, producer: bool = False) -> Celery:
     """A Celery app for `settings`; a producer's reads results by polling (worker/producer/results.py)."""
     settings.check()
+    compression.install(settings.max_message_bytes)  # no decompression bomb (worker/queue/compression.py)
+    amqp_frames.install()  # no header table nested too deep for py-amqp (worker/queue/amqp_frames.py)
     app = Celery("wasmq", set_as_current=False)
     transport = {"visibility_timeout": settings.visibility_timeout_s}
     broker_transport = {
@@ -79,6 +86,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 60,
         **_sentinel_options(settings, settings.broker),
+        "wasmq_max_message_bytes": settings.max_message_bytes,  # read by worker/queue/transport.py
     }
     app.conf.update(
         broker_url=sentinel_url(settings.broker),
@@ -111,6 +119,7 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         task_send_sent_event=settings.task_events,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        wasmq_settings=settings,  # what the consumer and the result backend of this app go by
     )
     tasks.register(app)
     return app

@@ -20,6 +20,8 @@ from celery.worker.control import inspect_command
 
 from ..errors import WasmqError
 from ..keys import CALL_MANY_TASK, CALL_TASK, STATUS_COMMAND
+from .contract import items as items_of
+from .contract import parts
 from .state import current
 
 
@@ -36,10 +38,9 @@ def _timeout_ms(module: Any, limits: Any) -> int | None:
 
 def describe_request(request: Any, now: float) -> dict[str, Any]:
     """One running job as `wasmq status` shows it."""
-    args = request.args if isinstance(getattr(request, "args", None), list | tuple) else []
-    padded = [*args[:4], None, None, None, None]
-    module, function, inputs, limits = padded[:4]
-    items = len(inputs) if request.name == CALL_MANY_TASK and isinstance(inputs, list) else 1
+    args, kwargs = getattr(request, "args", None), getattr(request, "kwargs", None)
+    module, function, inputs, limits = parts(request.name, args, kwargs)
+    items = items_of(request.name, inputs)
     timeout_ms = _timeout_ms(module, limits) if request.name in (CALL_TASK, CALL_MANY_TASK) else None
     deadline_s = None
     if timeout_ms is not None:

@@ -2,7 +2,9 @@
 
 Entries live in Redis (a hash of JSON entries and a sorted set for their order), next to the results, so
 they survive worker restarts and are visible from any host. An entry keeps what is needed to understand and
-requeue the job: task name, arguments (truncated past `MAX_PAYLOAD_CHARS`), error, attempts, timestamps.
+requeue the job: task name, arguments, error, attempts, timestamps. Arguments past `MAX_PAYLOAD_CHARS` of
+JSON are kept cut short (a bounded copy, worker/bounds.py), and such an entry cannot be requeued: a dead
+letter never holds a 100 MB input.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from typing import Any
 
 import redis
 
+from ..bounds import Cut, bounded_copy, encoded_size
 from ..config import Settings
 from ..connections import connect
 from ..keys import dead_entries_key, dead_order_key
+from .contract import MAX_CHUNK_ITEMS
 
 MAX_PAYLOAD_CHARS = 64 * 1024
+WHOLE = Cut(max_string=MAX_PAYLOAD_CHARS, max_items=MAX_CHUNK_ITEMS, max_depth=6)  # what a kept payload may be
+SHORT = Cut(max_string=512, max_items=20, max_depth=4)  # what is kept of a payload past that
 
 
 @dataclass
@@ -33,6 +39,7 @@ class DeadLetter:
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
     raw: str | None = None  # a malformed message's body, as far as it could be read
+    headers: dict[str, Any] | None = None  # a malformed message's headers, cut short
     attempts: int = 1
     queue: str | None = None
     worker: str | None = None
@@ -41,7 +48,7 @@ class DeadLetter:
     truncated: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, default=repr)
+        return json.dumps(asdict(self), ensure_ascii=False, default=repr)  # its fields are bounded copies
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DeadLetter:
@@ -54,15 +61,13 @@ class DeadLetter:
         return self.task is not None and self.args is not None and not self.truncated
 
 
-def bounded_payload(args: Any) -> tuple[Any, bool]:
-    """The arguments as they can be stored: unchanged if small, else a truncated JSON text."""
-    try:
-        text = json.dumps(args, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError):
-        text = repr(args)
-    if len(text) <= MAX_PAYLOAD_CHARS:
-        return args, False
-    return text[:MAX_PAYLOAD_CHARS], True
+def bounded_payload(value: Any) -> tuple[Any, bool]:
+    """Arguments as a dead letter keeps them: whole if they take at most `MAX_PAYLOAD_CHARS` of JSON, else a
+    short copy; and whether they were cut. Costs no more than the bounds, however large `value` is."""
+    whole, cut = bounded_copy(value, WHOLE)
+    if not cut and encoded_size(whole) <= MAX_PAYLOAD_CHARS:
+        return whole, False
+    return bounded_copy(value, SHORT)[0], True
 
 
 def new_id() -> str:
@@ -82,10 +87,18 @@ class DeadLetters:
         """The dead letters of `settings.queue`, in the Redis of `settings` (plain or Sentinel)."""
         return cls(connect(settings.redis_url, sentinel=settings.sentinel), settings.queue)
 
-    def record(self, entry: DeadLetter) -> str:
-        """Store (or replace: one entry per job id) an entry."""
+    def record(self, entry: DeadLetter, *, replace: bool = True) -> str:
+        """Store an entry, and return its id. A job's entry replaces the one before it (one entry per job id);
+        with `replace=False` (a malformed message, whose id anyone can choose) an existing entry stays and
+        this one is stored under an id of its own."""
+        text = entry.to_json()
+        if not replace and not self.redis.hsetnx(self.entries_key, entry.id, text):
+            entry.id = f"{entry.id[:200]}-{uuid.uuid4().hex[:8]}"
+            text = entry.to_json()
+            replace = True
         pipe = self.redis.pipeline()
-        pipe.hset(self.entries_key, entry.id, entry.to_json())
+        if replace:
+            pipe.hset(self.entries_key, entry.id, text)
         pipe.zadd(self.order_key, {entry.id: entry.failed_at})
         pipe.execute()
         return entry.id

@@ -1,126 +1,149 @@
-"""Where jobs leave the normal path: final failures and malformed messages go to the dead-letter queue.
+"""What a task message must be before it reaches the pool: the intake bounds, checked in the worker's main
+process for every message from any broker.
 
-`record_failure` is connected to Celery's `task_failure` signal, which fires once per job that failed for
-good (in the pool child for an error, in the worker's main process for a lost child or a hard time limit;
-retries do not fire it), and to `task_internal_error` (a message Celery could not even call the task with).
-`DeadLetteringConsumer` replaces Celery's consumer so that a message no task can take (not JSON, pickle,
-wrong envelope, unknown task) is recorded before it is dropped, instead of only logged.
+A message passes only as a Celery task protocol 2 message for `wasmq.call` or `wasmq.call_many`: headers
+of plain JSON within `HEADERS` (the well-known ones of the right types, `argsrepr` and `kwargsrepr` cut to
+`MAX_REPR_CHARS`), a JSON body of at most `WASMQ_MAX_MESSAGE_BYTES` that is `[args, kwargs, embed]` within
+`BODY` (depth, values), no callbacks, errbacks, chains or chords, and arguments the task takes
+(worker/queue/contract.py). Everything is looked at without recursion (worker/bounds.py): Celery hands the
+message to billiard, which pickles it for the pool process, and a list nested 700 deep makes that raise
+`RecursionError` in the main process, which Celery treats as the end of the worker.
+
+`inspect` never raises: it returns the `Verdict`, whose error is `MalformedMessage` (the message itself is
+wrong) or `InvalidInput` (the arguments are), for the consumer to dead-letter (worker/queue/consumer.py).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
-from celery.worker.consumer import Consumer
+from ..bounds import Shape, ShapeError, check_shape, short_repr
+from ..config import Settings
+from ..errors import MalformedMessage, WasmqError
+from .contract import MAX_CHUNK_ITEMS, PARAMETERS, Call, bind, items, parts
 
-from ..errors import MalformedMessage
-from ..outcome import to_error
-from .dead_letters import DeadLetter, bounded_payload, new_id
-from .state import current
+HEADERS = Shape(max_depth=8, max_nodes=512, max_string=4096)
+BODY = Shape(max_depth=8, max_nodes=2 * MAX_CHUNK_ITEMS + 256)
+MAX_ID_CHARS = 255
+MAX_REPR_CHARS = 1024  # of `argsrepr` / `kwargsrepr`: what the worker logs and sends in task events
+CONTENT_TYPE = "application/json"
+ENCODINGS = (None, "", "utf-8", "utf8")
+CANVAS = ("callbacks", "errbacks", "chain", "chord")
+OPTIONAL_TEXT = ("eta", "expires", "parent_id", "root_id", "group", "shadow", "origin", "lang")
+TASKS = ", ".join(PARAMETERS)
 
-log = logging.getLogger("wasmq.intake")
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the intake found: the checked call, or the error; and what is known of the message either way."""
+
+    call: Call | None = None
+    error: WasmqError | None = None
+    task: str | None = None  # the task name, if it is one of ours
+    task_id: str | None = None  # the message's id, if it is a usable one
+    module: Any = None
+    function: Any = None
+    items: int = 1
 
 
-def _safe_record(entry: DeadLetter) -> None:
+def message_id(headers: Any) -> str | None:
+    """The message's `id` header if it is one a result can be stored under, else None."""
+    value = headers.get("id") if isinstance(headers, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and value.isprintable() else None
+
+
+def _malformed(why: str) -> MalformedMessage:
+    return MalformedMessage(why[:1000])
+
+
+def _check_headers(headers: dict[str, Any]) -> None:
+    for key in ("argsrepr", "kwargsrepr"):
+        text = headers.get(key)
+        if text is not None and not isinstance(text, str):
+            raise _malformed(f"header {key!r} must be a string, not {type(text).__name__}")
+        if text is not None and len(text) > MAX_REPR_CHARS:
+            headers[key] = text[:MAX_REPR_CHARS] + "..."  # display only: kept short, not refused
+    check_shape(headers, HEADERS, "headers")
+    retries = headers.get("retries")
+    if retries is not None and (type(retries) is not int or not 0 <= retries <= 1_000_000):
+        raise _malformed(f"header 'retries' must be a whole number from 0, not {short_repr(retries, 40)}")
+    limits = headers.get("timelimit")
+    if limits is not None:
+        if not isinstance(limits, list | tuple) or len(limits) != 2 or not all(map(_seconds, limits)):
+            raise _malformed(f"header 'timelimit' must be [hard, soft] seconds or nulls, not {short_repr(limits, 60)}")
+    for key in OPTIONAL_TEXT:
+        value = headers.get(key)
+        if value is not None and not isinstance(value, str):
+            raise _malformed(f"header {key!r} must be a string or null, not {type(value).__name__}")
+    for key, kind in (("group_index", int), ("ignore_result", bool), ("stamps", dict), ("stamped_headers", list)):
+        value = headers.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise _malformed(f"header {key!r} must be a {kind.__name__} or null, not {type(value).__name__}")
+
+
+def _seconds(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value) and 0 <= value <= 10**7)
+
+
+def _body_size(body: Any) -> int:
+    return len(body) if isinstance(body, bytes | bytearray | str) else 0
+
+
+def _check_body(payload: Any) -> tuple[Any, Any]:
+    if not isinstance(payload, list | tuple) or len(payload) != 3:
+        shown = f"a list of {len(payload)}" if isinstance(payload, list | tuple) else type(payload).__name__
+        raise _malformed(f"body must be [args, kwargs, embed] (Celery task protocol 2), not {shown}")
+    check_shape(payload, BODY, "body")
+    args, kwargs, embed = payload
+    if embed is not None and not isinstance(embed, dict):
+        raise _malformed(f"body's embed must be an object or null, not {type(embed).__name__}")
+    for key in CANVAS:
+        if embed and embed.get(key):
+            raise _malformed(f"wasmq tasks take no callbacks, errbacks, chains or chords (embed {key!r} is set)")
+    return args, kwargs
+
+
+def inspect(message: Any, settings: Settings) -> Verdict:
+    """Check one delivered message (a kombu `Message` of any transport) against the intake bounds."""
+    headers = getattr(message, "headers", None)
+    verdict = Verdict(task_id=message_id(headers))
     try:
-        current().dead_letters.record(entry)
-    except Exception:  # the failure is also in the result backend; never crash the consumer over it
-        log.exception("could not record dead letter %s", entry.id)
-
-
-def record_failure(
-    sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **kw: Any
-) -> None:
-    """`task_failure` handler: one dead-letter entry per job that failed for good."""
-    request = getattr(sender, "request", None)
-    raw_args, raw_kwargs = kw.get("args"), kw.get("kwargs")
-    well_formed = isinstance(raw_args, list | tuple) and isinstance(raw_kwargs, dict | None)
-    args, truncated = bounded_payload(list(raw_args or ()) if well_formed else [raw_args, raw_kwargs])
-    truncated = truncated or not well_formed  # a message whose arguments cannot be called cannot be requeued
-    error = to_error(exception)
-    entry = DeadLetter(
-        id=str(task_id or new_id()),
-        reason="failed",
-        error=error.to_dict(),
-        task=getattr(sender, "name", None),
-        args=args if not truncated else None,
-        raw=None if not truncated else args if isinstance(args, str) else repr(args),
-        kwargs=dict(raw_kwargs) if well_formed and raw_kwargs else None,
-        attempts=int(getattr(request, "retries", 0) or 0) + 1,
-        queue=((getattr(request, "delivery_info", None) or {}).get("routing_key")),
-        worker=getattr(request, "hostname", None),
-        submitted_at=_float(getattr(request, "wasmq_submitted_at", None)),
-        truncated=truncated,
-    )
-    _safe_record(entry)
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _raw_body(message: Any) -> tuple[str, bool]:
-    body = getattr(message, "body", b"")
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes | bytearray) else str(body)
-    limit = 64 * 1024
-    return text[:limit], len(text) > limit
-
-
-def _record_malformed(message: Any, why: str, exc: BaseException | None) -> None:
-    raw, truncated = _raw_body(message)
-    headers = getattr(message, "headers", None) or {}
-    detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
-    _safe_record(
-        DeadLetter(
-            id=str(headers.get("id") or new_id()) if isinstance(headers, dict) else new_id(),
-            reason="malformed",
-            error=MalformedMessage(f"{why}{detail}"[:2000]).to_dict(),
-            task=str(headers.get("task")) if isinstance(headers, dict) and headers.get("task") else None,
-            raw=raw,
-            queue=(getattr(message, "delivery_info", None) or {}).get("routing_key"),
-            failed_at=time.time(),
-            truncated=truncated,
-        )
-    )
-
-
-def record_bad_envelope(item: bytes | str, queue: str, exc: BaseException) -> None:
-    """A queue entry that is not a message envelope at all (see worker/redis_transport.py)."""
-    text = item.decode("utf-8", errors="replace") if isinstance(item, bytes | bytearray) else str(item)
-    log.error("dropping a queue entry that is not a message (%s): %r", exc, text[:200])
-    _safe_record(
-        DeadLetter(
-            id=new_id(),
-            reason="malformed",
-            error=MalformedMessage(f"queue entry is not a message envelope: {exc}"[:2000]).to_dict(),
-            raw=text[: 64 * 1024],
-            queue=queue,
-            truncated=len(text) > 64 * 1024,
-        )
-    )
-
-
-class DeadLetteringConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, recording every message it cannot turn into a task before dropping it."""
-
-    def on_decode_error(self, message: Any, exc: BaseException) -> None:
-        content_type = getattr(message, "content_type", "?")
-        _record_malformed(message, f"message body cannot be decoded (content type {content_type})", exc)
-        super().on_decode_error(message, exc)
-
-    def on_unknown_message(self, body: Any, message: Any) -> None:
-        _record_malformed(message, "message is not a task message (no task name in its headers)", None)
-        super().on_unknown_message(body, message)
-
-    def on_unknown_task(self, body: Any, message: Any, exc: BaseException) -> None:
-        _record_malformed(message, "message names a task this worker does not have", exc)
-        super().on_unknown_task(body, message, exc)
-
-    def on_invalid_task(self, body: Any, message: Any, exc: BaseException) -> None:
-        _record_malformed(message, "message has an invalid task envelope", exc)
-        super().on_invalid_task(body, message, exc)
+        if not isinstance(headers, dict):
+            raise _malformed(f"message headers must be an object, not {type(headers).__name__}")
+        task = headers.get("task")
+        if task is None:
+            raise _malformed("message has no 'task' header: only Celery task protocol 2 messages are accepted")
+        if not isinstance(task, str) or task not in PARAMETERS:
+            raise _malformed(f"task {short_repr(task, 80)} is not a wasmq task (this queue takes {TASKS})")
+        verdict = replace(verdict, task=task)
+        if verdict.task_id is None:
+            raise _malformed(f"header 'id' must be a printable string of 1 to {MAX_ID_CHARS} characters")
+        _check_headers(headers)
+        content_type = getattr(message, "content_type", None)
+        if content_type != CONTENT_TYPE:
+            raise _malformed(f"content type {short_repr(content_type, 60)} is not accepted (only {CONTENT_TYPE})")
+        if getattr(message, "content_encoding", None) not in ENCODINGS:
+            raise _malformed(f"content encoding {short_repr(message.content_encoding, 40)} is not accepted (utf-8)")
+        size = _body_size(getattr(message, "body", None))
+        if size > settings.max_message_bytes:
+            raise _malformed(
+                f"body of {size} bytes is above the message limit of {settings.max_message_bytes} bytes "
+                "(WASMQ_MAX_MESSAGE_BYTES)"
+            )
+        try:
+            payload = message.decode()  # memoized: Celery reads this same decoded body afterwards
+        except Exception as exc:  # DecodeError, RecursionError (JSON nested past the decoder's limit), ...
+            why = f"body is not JSON that can be read: {type(exc).__name__}: {short_repr(str(exc), 200)}"
+            raise _malformed(why) from None
+        args, kwargs = _check_body(payload)
+        module, function, inputs, _ = parts(task, args, kwargs)
+        verdict = replace(verdict, module=module, function=function, items=items(task, inputs))
+        return replace(verdict, call=bind(task, args, kwargs))
+    except ShapeError as exc:
+        return replace(verdict, error=_malformed(str(exc)))
+    except WasmqError as exc:
+        return replace(verdict, error=exc)
+    except Exception as exc:  # a check that met something unforeseen: the message is refused, not the worker
+        return replace(verdict, error=_malformed(f"message could not be checked ({type(exc).__name__})"))

@@ -7,11 +7,13 @@ Where each outcome is seen (connected in `worker/queue/app.py`):
 - `task_retry` (worker's main process): a job whose pool process died is sent again (`WorkerLost`).
 - `task_failure` (worker's main process): a job lost with its pool process for the last time
   (`WorkerLost`), or killed by the hard time limit (`DeadlineExceeded`). Failures raised in the pool
-  process also fire it there; those are counted by `task_postrun` instead.
+  process also fire it there; those are counted by `task_postrun` instead. Celery 5.7 fires it twice for
+  one hard time limit (once from the pool's result, once from its timeout handler): the second is not counted.
 - `task_internal_error` (pool process): a message Celery could not call the task with.
 
-Per job: a few dictionary updates (worker/monitoring/recorder.py) and one log line. Module and function labels
-are checked against the module catalog, so a foreign producer cannot create unbounded label values ("<unknown>").
+Per job: a few dictionary updates (worker/monitoring/recorder.py) and one log line. Module and function are
+read from the arguments in order or by name (worker/queue/contract.py). Labels are checked against the module
+catalog, so a foreign producer cannot create unbounded label values ("<unknown>").
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from typing import Any
 import structlog
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
 
+from ..bounds import short_repr
 from ..errors import WasmqError
 from ..keys import CALL_MANY_TASK, CALL_TASK
 from ..monitoring.recorder import Recorder
 from ..outcome import to_error
+from .contract import items as items_of
+from .contract import parts
 from .state import current
 
 log = structlog.get_logger("wasmq.jobs")
@@ -55,12 +60,10 @@ def labels(module: Any, function: Any) -> tuple[str, str]:
     return module, function
 
 
-def _call_args(args: Any) -> tuple[Any, Any, Any]:
-    """(module, function, input or inputs) from a task's positional arguments, whatever they are."""
-    if isinstance(args, list | tuple):
-        padded = [*args[:3], None, None, None]
-        return padded[0], padded[1], padded[2]
-    return None, None, None
+def _call_args(name: Any, args: Any, kwargs: Any) -> tuple[Any, Any, int]:
+    """(module, function, how many calls) from a task's arguments, whatever they are."""
+    module, function, payload, _ = parts(name, args, kwargs)
+    return module, function, items_of(name, payload)
 
 
 def _usage(entry: Any) -> tuple[float | None, int | None]:
@@ -78,7 +81,7 @@ def _short(value: Any) -> Any:
     """A module or function name for a log line: a foreign producer's junk is cut short."""
     if isinstance(value, str):
         return value if len(value) <= 200 else value[:200] + "..."
-    return value if value is None else repr(value)[:200]
+    return value if value is None else short_repr(value, 200)
 
 
 def reason_of(exc: BaseException | None) -> str:
@@ -110,8 +113,8 @@ def on_prerun(task_id: str | None = None, **_: object) -> None:
 
 
 def on_postrun(
-    task_id: str | None = None, task: Any = None, args: Any = None, retval: Any = None, state: str | None = None,
-    **_: object,
+    *, task_id: str | None = None, task: Any = None, args: Any = None, kwargs: Any = None, retval: Any = None,
+    state: str | None = None, **_: object,
 ) -> None:  # fmt: skip
     started = current().started.pop(task_id, None) if task_id is not None else None
     name = getattr(task, "name", None)
@@ -119,18 +122,18 @@ def on_postrun(
         return
     elapsed = time.perf_counter() - started if started is not None else None
     try:
-        _finished(task_id, name, task, args=args, retval=retval, state=state, elapsed=elapsed)
+        _finished(task_id, name, task, args=args, kwargs=kwargs, retval=retval, state=state, elapsed=elapsed)
     except Exception:  # monitoring must never break a job
         log.exception("recording a job failed", job_id=task_id)
 
 
 def _finished(
-    task_id: Any, name: str, task: Any, *, args: Any, retval: Any, state: str | None, elapsed: float | None
-) -> None:
-    module, function, inputs = _call_args(args)
+    task_id: Any, name: str, task: Any, *, args: Any, kwargs: Any, retval: Any, state: str | None,
+    elapsed: float | None,
+) -> None:  # fmt: skip
+    module, function, items = _call_args(name, args, kwargs)
     ctx = _context(task)
     lm, lf = labels(module, function)
-    items = len(inputs) if name == CALL_MANY_TASK and isinstance(inputs, list) else 1
     fields: dict[str, Any] = {
         "job_id": task_id, "task": TASKS[name], "module": _short(module), "function": _short(function),
         "attempt": ctx["attempt"], "worker": ctx["worker"], "queue": ctx["queue"],
@@ -207,13 +210,13 @@ def _chunk(
 
 
 def on_internal_error(
-    sender: Any = None, task_id: str | None = None, args: Any = None, exception: BaseException | None = None,
-    **_: object,
+    sender: Any = None, task_id: str | None = None, args: Any = None, kwargs: Any = None,
+    exception: BaseException | None = None, **_: object,
 ) -> None:  # fmt: skip
     """A message Celery could not call the task with (e.g. keyword arguments that are not a mapping)."""
     if task_id is not None:
         current().started.pop(task_id, None)
-    _main_failure(sender, task_id, args, exception, None)
+    _main_failure(sender, task_id, args=args, kwargs=kwargs, exception=exception, duration=None)
 
 
 # -- worker's main process -------------------------------------------------------------------------
@@ -221,23 +224,25 @@ def on_internal_error(
 
 def on_failure(
     sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, args: Any = None,
-    **_: object,
+    kwargs: Any = None, **_: object,
 ) -> None:  # fmt: skip
-    """Only failures decided in the main process: a lost pool process, the hard time limit."""
+    """Only failures decided in the main process: a lost pool process, the hard time limit (once per attempt)."""
     if isinstance(exception, WorkerLostError):
-        _main_failure(sender, task_id, args, exception, None)
+        _main_failure(sender, task_id, args=args, kwargs=kwargs, exception=exception, duration=None)
     elif isinstance(exception, TimeLimitExceeded):
+        if not current().first_time_out(str(task_id)):
+            return
         limit = exception.args[0] if exception.args else None
-        _main_failure(sender, task_id, args, exception, float(limit) if isinstance(limit, int | float) else None)
+        duration = float(limit) if isinstance(limit, int | float) else None
+        _main_failure(sender, task_id, args=args, kwargs=kwargs, exception=exception, duration=duration)
 
 
 def _main_failure(
-    sender: Any, task_id: Any, args: Any, exception: BaseException | None, duration: float | None
+    sender: Any, task_id: Any, *, args: Any, kwargs: Any, exception: BaseException | None, duration: float | None
 ) -> None:
     try:
         name = getattr(sender, "name", None)
-        module, function, inputs = _call_args(args)
-        items = len(inputs) if name == CALL_MANY_TASK and isinstance(inputs, list) else 1
+        module, function, items = _call_args(name, args, kwargs)
         ctx = _context(sender)
         outcome = to_error(exception).type
         lm, lf = labels(module, function)
@@ -260,8 +265,8 @@ def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: o
     if not isinstance(exc, WorkerLostError) or getattr(sender, "name", None) not in TASKS:
         return
     try:
-        module, function, inputs = _call_args(getattr(request, "args", None))
-        items = len(inputs) if sender.name == CALL_MANY_TASK and isinstance(inputs, list) else 1
+        args, kwargs = getattr(request, "args", None), getattr(request, "kwargs", None)
+        module, function, items = _call_args(sender.name, args, kwargs)
         delivery = getattr(request, "delivery_info", None) or {}
         queue = delivery.get("routing_key") or current().settings.queue
         lm, lf = labels(module, function)

@@ -31,6 +31,7 @@ from .liveness import Liveness
 
 T = TypeVar("T")
 WARM_BUDGET_S = 2.0  # worker_process_init handlers must finish within 4 s
+TIMEOUT_ECHO_S = 5.0  # Celery reports one hard time limit twice, milliseconds apart (worker/queue/job_signals.py)
 
 
 class WorkerState:
@@ -52,6 +53,7 @@ class WorkerState:
         self.catalog = catalog or ModuleCatalog.from_settings(settings)
         self.started: dict[str, float] = {}  # job id -> when its run began (pool process)
         self.known_labels: set[tuple[str, str]] = set()  # (module, function) pairs the catalog has confirmed
+        self.timed_out: dict[str, float] = {}  # job id -> when its hard time limit was counted (main process)
         self._sandbox: Sandbox | None = None
         self._recorder: Recorder | None = recorder
         self._dead_letters: DeadLetters | None = None
@@ -81,6 +83,16 @@ class WorkerState:
                     found = build()
                     setattr(self, attribute, found)
         return found
+
+    def first_time_out(self, task_id: str) -> bool:
+        """Whether this report of a hard time limit for `task_id` is the first (a job killed by the hard time
+        limit is not retried, so a second report within seconds is the same kill)."""
+        now = time.monotonic()
+        if len(self.timed_out) > 1000:
+            self.timed_out = {k: t for k, t in self.timed_out.items() if now - t < TIMEOUT_ECHO_S}
+        seen = self.timed_out.get(task_id)
+        self.timed_out[task_id] = now
+        return seen is None or now - seen >= TIMEOUT_ECHO_S
 
     def warm(self) -> None:
         """Load the seed manifests' modules from the precompiled cache, within a time budget. Nothing is compiled

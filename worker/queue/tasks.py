@@ -1,8 +1,10 @@
 """The tasks: one call, and one chunk of calls of the same module and function.
 
-Arguments arrive as JSON from any producer, so each is checked and a wrong one is `InvalidInput` naming
-it. A single call that fails raises its typed error (the job's state is FAILURE and its result the error);
-a chunk always succeeds as a task and carries one `{ok, output|error}` entry per input, in order.
+Arguments arrive as JSON from any producer, in order or by name (worker/queue/contract.py): each is checked
+and a wrong one is `InvalidInput` naming it (the consumer has already refused such messages, see intake.py;
+the task checks again for whatever else calls it). A single call that fails raises its typed error (the
+job's state is FAILURE and its result the error); a chunk always succeeds as a task and carries one
+`{ok, output|error}` entry per input, in order, within the result size limit (worker/queue/fitting.py).
 Retries follow `worker/queue/retry.py`; a redelivered message whose result is already stored is not run again.
 """
 
@@ -18,23 +20,13 @@ from celery.states import SUCCESS
 
 from ..config import get_settings
 from ..connections import CONNECTION_ERRORS
-from ..errors import DeadlineExceeded, InvalidInput, WasmqError
+from ..errors import DeadlineExceeded, WasmqError
 from ..keys import CALL_MANY_TASK, CALL_TASK
 from ..outcome import chunk_entries
+from .contract import bind, parts
+from .fitting import check_output, fit_chunk
 from .retry import RetryPolicy
 from .state import current
-
-MAX_CHUNK_ITEMS = 10_000
-
-
-def _check_call_args(module: Any, function: Any, limits: Any) -> None:
-    if not isinstance(module, str) or not module:
-        raise InvalidInput(f"'module' must be a non-empty string, not {module!r:.80}")
-    if not isinstance(function, str) or not function:
-        raise InvalidInput(f"'function' must be a non-empty string, not {function!r:.80}")
-    if limits is not None and not isinstance(limits, dict):
-        raise InvalidInput(f"'limits' must be an object, not {type(limits).__name__}")
-
 
 # Characters of a result in the worker's "Task ... succeeded" log line (Celery's default: 1024). Celery formats
 # it for every job, logged or not, with a saferepr that costs about 40 µs for a single call's result dict at
@@ -88,15 +80,18 @@ def _failures(task: Task, module: Any, limits: Any, info: dict[str, Any]) -> Ite
         raise
 
 
-def run_call(task: Task, module: Any, function: Any, input: Any, limits: Any = None) -> dict[str, Any]:
+def run_call(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """wasmq.call(module, function, input, limits=None)"""
     stored = _stored_result(task)
     if stored is not None:
         return dict(stored)
     info = _job_info(task)
+    module, _, _, limits = parts(CALL_TASK, args, kwargs)
     with _failures(task, module, limits, info):
-        _check_call_args(module, function, limits)
-        result = current().sandbox.call(module, function, input, limits)
-    return {**result.to_dict(), "module": module, "function": function, **info}
+        call = bind(CALL_TASK, args, kwargs)
+        result = current().sandbox.call(call.module, call.function, call.payload, call.limits)
+        check_output(result.output, get_settings())
+    return {**result.to_dict(), "module": call.module, "function": call.function, **info}
 
 
 def _rerun_deadline_items(
@@ -114,20 +109,19 @@ def _rerun_deadline_items(
     return results
 
 
-def run_call_many(task: Task, module: Any, function: Any, inputs: Any, limits: Any = None) -> dict[str, Any]:
+def run_call_many(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """wasmq.call_many(module, function, inputs, limits=None)"""
     stored = _stored_result(task)
     if stored is not None:
         return dict(stored)
     info = _job_info(task)
-    with _failures(task, str(module), limits, info):
-        _check_call_args(module, function, limits)
-        if not isinstance(inputs, list):
-            raise InvalidInput(f"'inputs' must be a list, not {type(inputs).__name__}")
-        if len(inputs) > MAX_CHUNK_ITEMS:
-            raise InvalidInput(f"a chunk holds at most {MAX_CHUNK_ITEMS} inputs, not {len(inputs)}")
-        results = current().sandbox.call_many(module, function, inputs, limits)
-        results = _rerun_deadline_items(module, function, inputs, limits, results)
-    return {"results": chunk_entries(results), "module": module, "function": function, **info}
+    module, _, _, limits = parts(CALL_MANY_TASK, args, kwargs)
+    with _failures(task, module, limits, info):
+        call = bind(CALL_MANY_TASK, args, kwargs)
+        results = current().sandbox.call_many(call.module, call.function, call.payload, call.limits)
+        results = _rerun_deadline_items(call.module, call.function, call.payload, call.limits, results)
+    entries = fit_chunk(chunk_entries(results), get_settings())
+    return {"results": entries, "module": call.module, "function": call.function, **info}
 
 
 def register(app: Celery) -> None:
