@@ -82,6 +82,7 @@ def test_a_sentinel_url_needs_the_master_name() -> None:
     assert "s3cret" not in repr(options)
     assert options.sentinel_kwargs(3.0) == {"socket_timeout": 3.0, "socket_connect_timeout": 3.0, "password": "s3cret"}
 
+
 SECRET = "Sup3r-S3cret"
 
 

@@ -137,7 +137,7 @@ class Settings:
     def __repr__(self) -> str:
         from .connections import redact  # a repr in a log line or a traceback never shows a password
 
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
         return redact(f"Settings({shown})")
 
     @property

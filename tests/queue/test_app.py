@@ -3,10 +3,13 @@ brokers, the Sentinel master named to kombu and Celery alike, the producer's pol
 
 from __future__ import annotations
 
+from celery.backends.redis import SentinelBackend
+
 from tests.conftest import MANIFESTS
 from worker.config import Settings
 from worker.producer.results import PollingRedisBackend, PollingSentinelBackend
 from worker.queue.app import make_app
+from worker.queue.backend import WasmqSentinelBackend
 from worker.queue.transport import SentinelTransport, Transport
 
 SENTINELS = "sentinel://:pw@127.0.0.1:1;sentinel://127.0.0.1:2/3"
@@ -20,7 +23,8 @@ def test_a_sentinel_url_gets_our_sentinel_transport_and_the_master_name_everywhe
     app = make_app(settings(redis_url=SENTINELS, sentinel_master="mymaster", sentinel_password="s3cret"))
     conf = app.conf
     assert conf.broker_url == "sentinel://:pw@127.0.0.1:1/3;sentinel://:pw@127.0.0.1:2/3"
-    assert conf.result_backend == conf.broker_url
+    assert conf.result_backend == f"worker.queue.backend.WasmqSentinelBackend+{conf.broker_url}"
+    assert isinstance(app.backend, WasmqSentinelBackend) and isinstance(app.backend, SentinelBackend)
     for options in (conf.broker_transport_options, conf.result_backend_transport_options):
         assert options["master_name"] == "mymaster"
         assert options["sentinel_kwargs"]["password"] == "s3cret"
