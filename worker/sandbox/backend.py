@@ -27,16 +27,3 @@ class Backend(Protocol):
         self, spec: ModuleSpec, function: str, inputs: Sequence[object], limits: Requested
     ) -> list[CallResult | WasmqError]:
         """One result or typed error per input, in order."""
-
-
-def call_each(
-    backend: Backend, spec: ModuleSpec, function: str, inputs: Sequence[object], limits: Requested
-) -> list[CallResult | WasmqError]:
-    """`call_many` without a batch convention: one fresh instance per input."""
-    out: list[CallResult | WasmqError] = []
-    for item in inputs:
-        try:
-            out.append(backend.call(spec, function, item, limits))
-        except WasmqError as exc:
-            out.append(exc)
-    return out

@@ -53,6 +53,7 @@ class Sandbox:
             compiler=compiler,
             fetch=catalog.wasm,
             artifacts=artifacts,
+            max_captured_output=self.settings.max_captured_output,
         )
 
     @property
