@@ -22,9 +22,13 @@ NOT bounded by the epoch deadline or charged fuel: the deadline interrupts only 
 that blocks (a clock subscription + `wasi:io/poll.poll`: a sleep) runs to its end. That is why clocks are
 refused unless granted: without a clock there is no timer to wait on, and nothing else a component can reach
 here blocks (stdin is closed, stdout/stderr are always ready, sockets cannot bind or connect). A component
-granted `clock` can sleep past its deadline; the backstop then is Celery's hard time limit, which kills the
-pool process running the call (and the job is handled as that process's loss). Bytes written to stdout cost
-the guest only the fuel of its own loop; each write is at most 4096 bytes (wasmtime's limit per write).
+granted `clock` can sleep past its deadline: wasmtime-py 50 has no WasiConfig option to take the clocks out
+of `add_wasip2` for one store, and trapping stubs shadowing them (the Linker allows shadowing) were not
+pursued, since a stub would have to match every 0.2.x version a component imports. The backstop then is
+Celery's hard time limit of the message (its calls' deadlines plus WASMQ_TIME_LIMIT_MARGIN_S, set by the
+producer; WASMQ_TASK_TIME_LIMIT_S otherwise), which kills the pool process running the call; the soft limit
+cannot interrupt a native host call. Bytes written to stdout cost the guest only the fuel of its own loop;
+each write is at most 4096 bytes (wasmtime's limit per write).
 """
 
 from __future__ import annotations
