@@ -1,5 +1,5 @@
 """Components that import WASI 0.2 (modules/greeting_wasi): a call works, what it prints is captured and
-bounded, it sees no arguments, no files and exactly the granted environment, and an import outside `wasi:`
+bounded, it sees no arguments, no files, no network and exactly the granted environment, and an import outside `wasi:`
 (or a clock or randomness not granted) is refused at load time."""
 
 from __future__ import annotations
@@ -77,6 +77,30 @@ def test_every_call_gets_its_own_capture(runner: ComponentRunner, engine: tuple[
     loaded = load(engine[0], output_bytes=100)
     results = runner.call_many(loaded, "greet", ["a", "b", "c"], LIMITS)
     assert [r.stdout for r in results if not isinstance(r, Exception)] == [n + NOTHING_GRANTED for n in ("a", "b", "c")]
+
+
+def test_it_gets_no_network(runner: ComponentRunner, engine: tuple[wasmtime.Engine, EpochTicker]) -> None:
+    """Name lookup: permanent-resolver-failure ('u'); a TCP socket: access-denied ('b'); so no connect ('-')."""
+    probe = load(engine[0], HOSTILE_DIR / "network_probe.wasm")
+    assert runner.call(probe, "greet", "", LIMITS).output == "ub-"
+
+
+def test_the_network_probe_sees_a_grant(
+    runner: ComponentRunner, engine: tuple[wasmtime.Engine, EpochTicker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control: with the host network inherited and lookups allowed, the same probe's lookup succeeds."""
+    import worker.sandbox.component.runner as runner_module
+    from worker.sandbox.component import wasi
+
+    def granting(caps: Capabilities, output: wasi.StoreOutput) -> wasmtime.WasiConfig:
+        config = wasi.wasi_config(caps, output)
+        wasi._native.wasi_config_inherit_network(config.ptr())
+        wasi._native.wasi_config_allow_ip_name_lookup(config.ptr(), True)
+        return config
+
+    monkeypatch.setattr(runner_module, "wasi_config", granting)
+    probe = load(engine[0], HOSTILE_DIR / "network_probe.wasm")
+    assert runner.call(probe, "greet", "", LIMITS).output.startswith("+")
 
 
 def test_a_non_wasi_import_is_rejected(engine: tuple[wasmtime.Engine, EpochTicker]) -> None:

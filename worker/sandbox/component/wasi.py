@@ -12,8 +12,9 @@ only), and every store that instantiates one is given a fresh `WasiConfig` first
 process on a WASI call in a store without one). What that config grants:
 - no arguments, no preopened directories (so no file can be opened), stdin closed (the builder's default);
 - exactly the publication's `env`;
-- no network: the host network is never inherited (wasmtime's default socket address check then refuses
-  every bind and connect) and name lookups are switched off explicitly;
+- no network: the host network is never inherited and name lookups are switched off explicitly (a probe,
+  tests/corpora/hostile_components/network_probe.wasm, gets access-denied creating a TCP socket and
+  permanent-resolver-failure looking up a name);
 - stdout and stderr each into a bounded `CapturedStream` (worker/sandbox/wasi.py), at most the
   publication's `output_bytes` (and the worker's WASMQ_MAX_CAPTURED_OUTPUT); the rest is counted, dropped.
 
@@ -21,7 +22,7 @@ Unlike the core-module WASI host (worker/sandbox/wasi_host.py), wasmtime's WASI 
 NOT bounded by the epoch deadline or charged fuel: the deadline interrupts only guest code, so a host call
 that blocks (a clock subscription + `wasi:io/poll.poll`: a sleep) runs to its end. That is why clocks are
 refused unless granted: without a clock there is no timer to wait on, and nothing else a component can reach
-here blocks (stdin is closed, stdout/stderr are always ready, sockets cannot bind or connect). A component
+here blocks (stdin is closed, stdout/stderr are always ready, no socket can be made). A component
 granted `clock` can sleep past its deadline: wasmtime-py 50 has no WasiConfig option to take the clocks out
 of `add_wasip2` for one store, and trapping stubs shadowing them (the Linker allows shadowing) were not
 pursued, since a stub would have to match every 0.2.x version a component imports. The backstop then is
