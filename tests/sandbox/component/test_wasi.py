@@ -4,13 +4,14 @@ bounded, it sees no arguments, no files, no network and exactly the granted envi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import wasmtime
 
 from tests.sandbox.component.conftest import GREETING_WIT, HOSTILE_DIR, LIMITS, ROOT
-from worker.errors import ModuleRejected
+from worker.errors import ModuleRejected, ModuleTrap
 from worker.sandbox.component.loader import LoadedComponent, load_component
 from worker.sandbox.component.runner import ComponentRunner
 from worker.sandbox.component.wasi import check_imports, wasi_package
@@ -101,6 +102,16 @@ def test_the_network_probe_sees_a_grant(
     monkeypatch.setattr(runner_module, "wasi_config", granting)
     probe = load(engine[0], HOSTILE_DIR / "network_probe.wasm")
     assert runner.call(probe, "greet", "", LIMITS).output.startswith("+")
+
+
+def test_without_the_wasi_linker_it_fails_cleanly(
+    runner: ComponentRunner, engine: tuple[wasmtime.Engine, EpochTicker]
+) -> None:
+    """Only components checked as WASI ones reach the WASI Linker; any other is a clean instantiation error."""
+    unchecked = replace(load(engine[0]), wasi=False)
+    with pytest.raises(ModuleTrap, match="instantiation"):
+        runner.call(unchecked, "greet", "Alice", LIMITS)
+    assert runner.call(load(engine[0]), "greet", "Alice", LIMITS).output == "Hello World, Alice!"
 
 
 def test_a_non_wasi_import_is_rejected(engine: tuple[wasmtime.Engine, EpochTicker]) -> None:
