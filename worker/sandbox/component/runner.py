@@ -140,7 +140,9 @@ class ComponentRunner:
         """The items answered in one instance, in order, up to the first call that fails (or none at all)."""
         results: list[CallResult | WasmqError] = []
         budget = limits.fuel * sum(1 for t in texts if isinstance(t, str))
-        store, printed = self._new_store(loaded, replace(limits, fuel=max(budget, 1)))
+        if budget == 0:
+            return results  # nothing to call: no store at all
+        store, printed = self._new_store(loaded, replace(limits, fuel=budget))
         try:
             try:
                 instance = self._instantiate(store, loaded)
