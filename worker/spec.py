@@ -85,8 +85,10 @@ class Capabilities:
     """What a module version may do beyond computing on its input, each off unless its publication grants it.
 
     Enforced by the sandbox on every host (worker/sandbox/wasi.py): a WASI function that is not granted
-    answers `notcapable`, the environment is exactly `env`, and stdout/stderr keep `output_bytes` per stream
-    and call (never more than the worker's WASMQ_MAX_CAPTURED_OUTPUT), the rest counted and dropped.
+    answers `notcapable` (a component importing a WASI 0.2 clock or randomness not granted is refused at
+    load time, worker/sandbox/component/wasi.py), the environment is exactly `env`, and stdout/stderr keep
+    `output_bytes` per stream and call (never more than the worker's WASMQ_MAX_CAPTURED_OUTPUT), the rest
+    counted and dropped.
     """
 
     clock: bool = False  # WASI clocks (clock_time_get, clock_res_get) and poll_oneoff, the way to sleep

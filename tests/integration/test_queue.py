@@ -54,6 +54,14 @@ def test_three_languages_greet_identically_in_batches(client: Client, worker: Wo
         assert [o.output for o in client.map(module, "greet", names, chunk_size=2)] == expected, module
 
 
+def test_a_wasi_component_greets_alone_and_in_batches(client: Client, worker: WorkerProcess) -> None:
+    """modules/greeting_wasi imports WASI 0.2: linked with wasmtime's WASI host, one instance per chunk."""
+    assert client.submit("greeting-wasi", "greet", "Zoë").get(timeout=60) == "Hello World, Zoë!"
+    names = [f"n{i}" for i in range(30)]
+    outcomes = client.map("greeting-wasi", "greet", names, chunk_size=10)
+    assert [o.output for o in outcomes] == [f"Hello World, {n}!" for n in names]
+
+
 def test_batch_without_batch_export_runs_item_by_item(client: Client, worker: WorkerProcess) -> None:
     names = ["a", "", "Ω"]
     outcomes = client.map("greeting", "wasm_memory_c_format_hello_world", names)

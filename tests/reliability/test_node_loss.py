@@ -48,7 +48,9 @@ def test_whole_node_sigkill_with_default_settings(redis_url: str, cache_dir: Pat
             event = sc.declared_dead(victim)
             outcomes = batch.join(600)
             check_all_greeted(outcomes, inputs)
-            assert event.messages == len(held) and event.by.partition("#")[0] == survivor.node
+            # any live node on this Redis may be the one that hands them back (in a full run, other suites'
+            # workers share it), never the victim itself
+            assert event.messages == len(held) and event.by.partition("#")[0] != victim.node
             assert survivor.alive() and not registered(sc, victim.node) and sc.held() == 0
             shown = status.gather(sc.settings, client.app)["dead_nodes"]
             assert shown["nodes"] == 1 and shown["messages"] == event.messages

@@ -138,8 +138,8 @@ def test_every_engine_setting_is_in_the_fingerprint(monkeypatch: pytest.MonkeyPa
 
 def test_publishing_refuses_a_shared_memory_module_by_name() -> None:
     """It used to pass `wasmq modules add` and then fail every call."""
-    from worker.catalog.publish import check_module
+    from worker.catalog.check import check_module
 
-    spec = spec_for(COMPILE_DIR / "feature_shared_memory.wasm", name="shared")
+    path = COMPILE_DIR / "feature_shared_memory.wasm"
     with pytest.raises(ModuleRejected, match="threads"):
-        check_module(spec)
+        check_module(spec_for(path, name="shared"), path.read_bytes())

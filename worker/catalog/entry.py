@@ -90,8 +90,8 @@ def spec_from_entry(entry: Any, where: str, *, path: Path | None, wit: str | Non
     world = entry.get("world")
     if is_component and (not wit or not isinstance(world, str) or not world):
         raise ConfigError(f"{here}: a component needs its WIT ('wit') and the world it implements ('world')")
-    capabilities = Capabilities.parse(entry.get("capabilities"), here)
-    if (is_component or is_extism) and capabilities != Capabilities():
+    capabilities = Capabilities.parse(entry.get("capabilities"), here)  # components: see sandbox/component/wasi.py
+    if is_extism and capabilities != Capabilities():
         raise ConfigError(f"{here}: abi {default_abi} grants no capabilities (its imports are fixed by the host)")
     config = entry.get("config")
     if config is not None and not isinstance(config, dict):

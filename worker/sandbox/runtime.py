@@ -54,6 +54,7 @@ class Sandbox:
             compiler=compiler,
             fetch=catalog.wasm,
             artifacts=artifacts,
+            max_captured_output=self.settings.max_captured_output,
         )
         self.extism = ExtismBackend(
             engine=self.engine, ticker=self.ticker, settings=self.settings, precompiled=precompiled,

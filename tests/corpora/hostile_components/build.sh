@@ -20,6 +20,9 @@
 #   wrong_signature   world numeric-greeter, greet: func(n: u32) -> u32    -> ModuleRejected
 #   with_import       world logging-greeter, imports log: func(message: string) -> ModuleRejected
 #   interface_export  world nested-greeter, greet is an interface instance   -> ModuleRejected
+# Built elsewhere (modules/greeting_wasi/build.sh, it needs that WIT directory):
+#   non_wasi_import   imports wasmq:host/environment besides WASI 0.2          -> ModuleRejected
+#   network_probe     name lookup, TCP socket, connect (wasi:sockets)          -> each refused
 #
 # Built twice in two scratch directories; the results must be byte-identical
 # before they are copied here. The committed files were made with wasm-tools

@@ -1,7 +1,8 @@
 """Components by content hash: sha256-verified, checked against their WIT world, compiled once per process.
 
 A component is compiled once per Engine and checked against the WIT world its manifest names: it may import
-nothing (components are granted no host functions), and every function the manifest declares must be
+only WASI 0.2 interfaces its publication grants (worker/sandbox/component/wasi.py; no other host function),
+and every function the manifest declares must be
 exported with the world's signature, which must be `func(string) -> string`, the one shape the host can call.
 A rejection is remembered and reported per job as `ModuleRejected`, so one bad component cannot keep a worker
 from serving the rest. Compiled components are kept on disk like modules (worker/sandbox/precompiled.py); the
@@ -11,18 +12,19 @@ WIT check runs on every load.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import wasmtime
 import wasmtime.component as wc
 
 from ...errors import ConfigError, ModuleRejected
-from ...spec import ModuleSpec
+from ...spec import Capabilities, ModuleSpec
 from ..compiler import BoundedCompiler
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
 from ..shared import ArtifactSource, shared_first
 from .traps import root_cause
+from .wasi import check_imports
 from .wit import WitWorld, find_world
 
 CALLABLE = (("string",), "string")  # func(string) -> string: what `ComponentRunner.call` passes and expects
@@ -57,12 +59,15 @@ def _fmt(types: tuple[tuple[str, ...], str | None]) -> str:
 
 @dataclass(frozen=True)
 class LoadedComponent:
-    """A compiled, checked component; `functions` maps each declared function to its export index."""
+    """A compiled, checked component; `functions` maps each declared function to its export index; `wasi`:
+    whether it imports WASI 0.2 (then its stores get a WasiConfig granting `capabilities`)."""
 
     ref: str
     component: wc.Component
     world: WitWorld
     functions: dict[str, wc.ExportIndex]
+    wasi: bool = False
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
 def compile_component(engine: wasmtime.Engine, wasm: bytes, *, ref: str) -> wc.Component:
@@ -75,17 +80,23 @@ def compile_component(engine: wasmtime.Engine, wasm: bytes, *, ref: str) -> wc.C
 
 
 def check_component(
-    engine: wasmtime.Engine, component: wc.Component, *, ref: str, world: WitWorld, functions: Iterable[str]
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    *,
+    ref: str,
+    world: WitWorld,
+    functions: Iterable[str],
+    capabilities: Capabilities | None = None,
 ) -> LoadedComponent:
-    """Refuse a component that imports anything, or whose exports do not match `world` for `functions`."""
+    """Refuse a component that imports anything but granted WASI 0.2 interfaces, or whose exports do not
+    match `world` for `functions`."""
     if world.imports:
         raise ModuleRejected(
-            f"module {ref}: world {world.ref} imports {sorted(world.imports)}; components are granted no imports"
+            f"module {ref}: world {world.ref} imports {sorted(world.imports)}; components are granted no host functions"
         )
+    caps = capabilities or Capabilities()
     ctype = component.type
-    imports = sorted(ctype.imports(engine))
-    if imports:
-        raise ModuleRejected(f"module {ref} imports {imports}; components are granted no imports")
+    wasi = check_imports(ctype.imports(engine), ref=ref, capabilities=caps)
     exports = ctype.exports(engine)
     indexes: dict[str, wc.ExportIndex] = {}
     for name in functions:
@@ -113,15 +124,21 @@ def check_component(
         if index is None:  # the type lists it, so this would be a wasmtime bug
             raise ModuleRejected(f"module {ref}: export {name!r} has no export index")
         indexes[name] = index
-    return LoadedComponent(ref=ref, component=component, world=world, functions=indexes)
+    return LoadedComponent(ref=ref, component=component, world=world, functions=indexes, wasi=wasi, capabilities=caps)
 
 
 def load_component(
-    engine: wasmtime.Engine, wasm: bytes, *, ref: str, world: WitWorld, functions: Iterable[str]
+    engine: wasmtime.Engine,
+    wasm: bytes,
+    *,
+    ref: str,
+    world: WitWorld,
+    functions: Iterable[str],
+    capabilities: Capabilities | None = None,
 ) -> LoadedComponent:
     """Compile and check in one step."""
     component = compile_component(engine, wasm, ref=ref)
-    return check_component(engine, component, ref=ref, world=world, functions=functions)
+    return check_component(engine, component, ref=ref, world=world, functions=functions, capabilities=capabilities)
 
 
 class ComponentLoader:
@@ -167,4 +184,11 @@ class ComponentLoader:
             compile=shared_first(self.artifacts, spec, "component", compile=compile, deserialize=deserialize),
             deserialize=deserialize,
         )
-        return check_component(self.engine, component, ref=spec.ref, world=world, functions=list(spec.functions))
+        return check_component(
+            self.engine,
+            component,
+            ref=spec.ref,
+            world=world,
+            functions=list(spec.functions),
+            capabilities=spec.capabilities,
+        )
