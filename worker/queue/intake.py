@@ -91,6 +91,15 @@ def _body_size(body: Any) -> int:
     return len(body) if isinstance(body, bytes | bytearray | str) else 0
 
 
+def _fill_display(headers: dict[str, Any], args: Any, kwargs: Any) -> None:
+    """A foreign producer's message often has no `argsrepr`: Celery then logs and sends `repr(args)` whole,
+    and that is recursive; a short one is put in its place."""
+    if not headers.get("argsrepr"):
+        headers["argsrepr"] = short_repr(args, MAX_REPR_CHARS)
+    if not headers.get("kwargsrepr"):
+        headers["kwargsrepr"] = short_repr(kwargs, MAX_REPR_CHARS)
+
+
 def _check_body(payload: Any) -> tuple[Any, Any]:
     if not isinstance(payload, list | tuple) or len(payload) != 3:
         shown = f"a list of {len(payload)}" if isinstance(payload, list | tuple) else type(payload).__name__
@@ -128,6 +137,7 @@ def inspect(message: Any, settings: Settings) -> Verdict:
             why = f"body is not JSON that can be read: {type(exc).__name__}: {short_repr(str(exc), 200)}"
             raise _malformed(why) from None
         args, kwargs = _check_body(payload)
+        _fill_display(headers, args, kwargs)
         module, function, inputs, _ = parts(task, args, kwargs)
         known.update(module=module, function=function, items=items(task, inputs))
         return Verdict(call=bind(task, args, kwargs), **known)
