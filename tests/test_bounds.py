@@ -127,3 +127,14 @@ def test_server_paths_are_reduced_to_their_last_part() -> None:
     text = "cannot read /srv/wasmq/modules/greeting.wasm (see /etc/wasmq/) at redis://host:6379/0 or ./rel/x"
     assert without_paths(text) == "cannot read greeting.wasm (see <dir>) at redis://host:6379/0 or ./rel/x"
     assert without_paths("module greeting@1.0.0: 3/4 calls") == "module greeting@1.0.0: 3/4 calls"
+
+
+def test_results_of_any_shape_become_typed_errors_without_recursion() -> None:
+    from worker.outcome import Outcome, to_error
+
+    deep = nested(100_000)
+    assert to_error(deep).type == "JobFailed" and len(to_error(deep).message) < 300
+    assert to_error({"exc_type": "InvalidInput", "exc_message": [deep, {}]}).type == "InvalidInput"
+    assert to_error({"exc_type": "ModuleTrap", "exc_message": "plain text"}).message == "plain text"
+    outcome = Outcome.from_entry(deep)
+    assert outcome.error is not None and len(outcome.error.message) < 300

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
 
-from .bounds import without_paths
+from .bounds import short_repr, without_paths
 from .errors import DeadlineExceeded, JobFailed, WasmqError, WorkerLost
 
 MAX_ERROR_MESSAGE = 2000  # characters of an error message kept in a stored result or a dead letter
@@ -93,7 +93,7 @@ class Outcome:
     def from_entry(cls, entry: Any, meta: dict[str, Any] | None = None) -> Outcome:
         """One `{ok, output, usage}` / `{ok: false, error}` entry of a chunk result."""
         if not isinstance(entry, dict):
-            return cls.failed(JobFailed(f"malformed result entry: {entry!r:.200}"))
+            return cls.failed(JobFailed(f"malformed result entry: {short_repr(entry, 200)}"))
         if entry.get("ok"):
             return cls(ok=True, output=entry.get("output"), usage=entry.get("usage") or {}, meta=meta or {})
         return cls(ok=False, error=WasmqError.from_dict(entry.get("error") or {}), meta=meta or {})
@@ -111,8 +111,13 @@ def to_error(value: Any) -> WasmqError:
         message = value.get("exc_message")
         if isinstance(message, list | tuple) and message:
             details = message[1] if len(message) > 1 and isinstance(message[1], dict) else {}
-            return WasmqError.from_dict({**details, "type": value["exc_type"], "message": str(message[0])})
-        return WasmqError.from_dict({"type": value["exc_type"], "message": str(message)})
+            return WasmqError.from_dict({**details, "type": value["exc_type"], "message": _text(message[0])})
+        return WasmqError.from_dict({"type": value["exc_type"], "message": _text(message)})
     if isinstance(value, BaseException):
         return JobFailed(f"{type(value).__name__}: {value}", original_type=type(value).__name__)
-    return JobFailed(f"job failed with an unexpected result: {value!r:.200}")
+    return JobFailed(f"job failed with an unexpected result: {short_repr(value, 200)}")
+
+
+def _text(value: Any) -> str:
+    """A stored message as text: itself if it is text, else a short repr (a stored value can be anything)."""
+    return value if isinstance(value, str) else short_repr(value, MAX_ERROR_MESSAGE)

@@ -123,3 +123,11 @@ def test_nothing_a_producer_sends_makes_the_intake_raise(headers: Any, body: byt
     assert (verdict.call is None) != (verdict.error is None)
     if verdict.error is not None:
         assert verdict.error.type in ("MalformedMessage", "InvalidInput")
+
+
+def test_a_message_without_argsrepr_gets_a_short_one() -> None:
+    """Celery logs and sends repr(args) whole (and recursively) when a foreign producer sent none."""
+    message = call(["greeting", "greet", "x" * 1_000_000], argsrepr=None, kwargsrepr="").message()
+    assert inspect(message, SETTINGS).error is None
+    assert message.headers["argsrepr"].startswith("['greeting', 'greet', 'xxx")
+    assert len(message.headers["argsrepr"]) <= MAX_REPR_CHARS and message.headers["kwargsrepr"] == "{}"

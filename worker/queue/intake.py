@@ -16,7 +16,7 @@ wrong) or `InvalidInput` (the arguments are), for the consumer to dead-letter (w
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..bounds import Shape, ShapeError, check_shape, short_repr
@@ -91,6 +91,15 @@ def _body_size(body: Any) -> int:
     return len(body) if isinstance(body, bytes | bytearray | str) else 0
 
 
+def _fill_display(headers: dict[str, Any], args: Any, kwargs: Any) -> None:
+    """A foreign producer's message often has no `argsrepr`: Celery then logs and sends `repr(args)` whole,
+    and that is recursive; a short one is put in its place."""
+    if not headers.get("argsrepr"):
+        headers["argsrepr"] = short_repr(args, MAX_REPR_CHARS)
+    if not headers.get("kwargsrepr"):
+        headers["kwargsrepr"] = short_repr(kwargs, MAX_REPR_CHARS)
+
+
 def _check_body(payload: Any) -> tuple[Any, Any]:
     if not isinstance(payload, list | tuple) or len(payload) != 3:
         shown = f"a list of {len(payload)}" if isinstance(payload, list | tuple) else type(payload).__name__
@@ -108,7 +117,7 @@ def _check_body(payload: Any) -> tuple[Any, Any]:
 def inspect(message: Any, settings: Settings) -> Verdict:
     """Check one delivered message (a kombu `Message` of any transport) against the intake bounds."""
     headers = getattr(message, "headers", None)
-    verdict = Verdict(task_id=message_id(headers))
+    known: dict[str, Any] = {"task_id": message_id(headers)}  # what the verdict says of the message either way
     try:
         if not isinstance(headers, dict):
             raise _malformed(f"message headers must be an object, not {type(headers).__name__}")
@@ -117,33 +126,38 @@ def inspect(message: Any, settings: Settings) -> Verdict:
             raise _malformed("message has no 'task' header: only Celery task protocol 2 messages are accepted")
         if not isinstance(task, str) or task not in PARAMETERS:
             raise _malformed(f"task {short_repr(task, 80)} is not a wasmq task (this queue takes {TASKS})")
-        verdict = replace(verdict, task=task)
-        if verdict.task_id is None:
+        known["task"] = task
+        if known["task_id"] is None:
             raise _malformed(f"header 'id' must be a printable string of 1 to {MAX_ID_CHARS} characters")
         _check_headers(headers)
-        content_type = getattr(message, "content_type", None)
-        if content_type != CONTENT_TYPE:
-            raise _malformed(f"content type {short_repr(content_type, 60)} is not accepted (only {CONTENT_TYPE})")
-        if getattr(message, "content_encoding", None) not in ENCODINGS:
-            raise _malformed(f"content encoding {short_repr(message.content_encoding, 40)} is not accepted (utf-8)")
-        size = _body_size(getattr(message, "body", None))
-        if size > settings.max_message_bytes:
-            raise _malformed(
-                f"body of {size} bytes is above the message limit of {settings.max_message_bytes} bytes "
-                "(WASMQ_MAX_MESSAGE_BYTES)"
-            )
+        _check_content(message, settings)
         try:
             payload = message.decode()  # memoized: Celery reads this same decoded body afterwards
         except Exception as exc:  # DecodeError, RecursionError (JSON nested past the decoder's limit), ...
             why = f"body is not JSON that can be read: {type(exc).__name__}: {short_repr(str(exc), 200)}"
             raise _malformed(why) from None
         args, kwargs = _check_body(payload)
+        _fill_display(headers, args, kwargs)
         module, function, inputs, _ = parts(task, args, kwargs)
-        verdict = replace(verdict, module=module, function=function, items=items(task, inputs))
-        return replace(verdict, call=bind(task, args, kwargs))
+        known.update(module=module, function=function, items=items(task, inputs))
+        return Verdict(call=bind(task, args, kwargs), **known)
     except ShapeError as exc:
-        return replace(verdict, error=_malformed(str(exc)))
+        return Verdict(error=_malformed(str(exc)), **known)
     except WasmqError as exc:
-        return replace(verdict, error=exc)
+        return Verdict(error=exc, **known)
     except Exception as exc:  # a check that met something unforeseen: the message is refused, not the worker
-        return replace(verdict, error=_malformed(f"message could not be checked ({type(exc).__name__})"))
+        return Verdict(error=_malformed(f"message could not be checked ({type(exc).__name__})"), **known)
+
+
+def _check_content(message: Any, settings: Settings) -> None:
+    content_type = getattr(message, "content_type", None)
+    if content_type != CONTENT_TYPE:
+        raise _malformed(f"content type {short_repr(content_type, 60)} is not accepted (only {CONTENT_TYPE})")
+    if getattr(message, "content_encoding", None) not in ENCODINGS:
+        raise _malformed(f"content encoding {short_repr(message.content_encoding, 40)} is not accepted (utf-8)")
+    size = _body_size(getattr(message, "body", None))
+    if size > settings.max_message_bytes:
+        raise _malformed(
+            f"body of {size} bytes is above the message limit of {settings.max_message_bytes} bytes "
+            "(WASMQ_MAX_MESSAGE_BYTES)"
+        )
