@@ -28,6 +28,7 @@ class Shape:
     max_depth: int
     max_nodes: int
     max_string: int | None = None  # characters per string (keys included); None: no limit of its own
+    other_scalars: tuple[type, ...] = ()  # besides JSON's: e.g. the timestamps a broker puts in its own headers
 
 
 def _where(entry: tuple[Any, ...] | None) -> str:
@@ -59,6 +60,8 @@ def check_shape(value: Any, shape: Shape, name: str) -> int:
             _check_string(item, shape, name, at)
         elif kind not in _PLAIN:
             if kind is not list and kind is not tuple and kind is not dict:
+                if isinstance(item, shape.other_scalars):
+                    continue
                 raise ShapeError(f"{name}{_where(at)} is a {kind.__name__}, not a JSON value")
             if depth >= shape.max_depth:
                 raise ShapeError(f"{name}{_where(at)} is nested deeper than {shape.max_depth} levels")
