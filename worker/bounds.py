@@ -2,7 +2,7 @@
 
 A foreign producer can send JSON of any shape. Anything recursive on it (`repr`, `json.dumps`, `pickle`,
 `copy.deepcopy`, `dataclasses.asdict`) raises `RecursionError` past a thousand levels, and anything that copies
-it whole costs as much memory as it is large. These helpers walk a value with an explicit stack and stop at
+it whole costs as much memory as it is large. These functions walk a value with an explicit stack and stop at
 their limits, so their cost is bounded by the limits, not by the value.
 """
 
