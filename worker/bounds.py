@@ -2,7 +2,7 @@
 
 A foreign producer can send JSON of any shape. Anything recursive on it (`repr`, `json.dumps`, `pickle`,
 `copy.deepcopy`, `dataclasses.asdict`) raises `RecursionError` past a thousand levels, and anything that copies
-it whole costs as much memory as it is large. These helpers walk a value with an explicit stack and stop at
+it whole costs as much memory as it is large. These functions walk a value with an explicit stack and stop at
 their limits, so their cost is bounded by the limits, not by the value.
 """
 
@@ -28,6 +28,7 @@ class Shape:
     max_depth: int
     max_nodes: int
     max_string: int | None = None  # characters per string (keys included); None: no limit of its own
+    other_scalars: tuple[type, ...] = ()  # besides JSON's: e.g. the timestamps a broker puts in its own headers
 
 
 def _where(entry: tuple[Any, ...] | None) -> str:
@@ -59,6 +60,8 @@ def check_shape(value: Any, shape: Shape, name: str) -> int:
             _check_string(item, shape, name, at)
         elif kind not in _PLAIN:
             if kind is not list and kind is not tuple and kind is not dict:
+                if isinstance(item, shape.other_scalars):
+                    continue
                 raise ShapeError(f"{name}{_where(at)} is a {kind.__name__}, not a JSON value")
             if depth >= shape.max_depth:
                 raise ShapeError(f"{name}{_where(at)} is nested deeper than {shape.max_depth} levels")

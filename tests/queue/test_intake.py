@@ -5,6 +5,7 @@ a producer sends makes `inspect` raise."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kombu.message import Message
 
-from tests.support.messages import CORPUS, Case, call, greet
+from tests.support.messages import CORPUS, Case, call, greet, nested
 from worker.config import Settings
 from worker.errors import InvalidInput, MalformedMessage
 from worker.keys import CALL_MANY_TASK
@@ -131,3 +132,13 @@ def test_a_message_without_argsrepr_gets_a_short_one() -> None:
     assert inspect(message, SETTINGS).error is None
     assert message.headers["argsrepr"].startswith("['greeting', 'greet', 'xxx")
     assert len(message.headers["argsrepr"]) <= MAX_REPR_CHARS and message.headers["kwargsrepr"] == "{}"
+
+
+def test_what_a_broker_adds_under_x_names_may_hold_timestamps() -> None:
+    """RabbitMQ's x-death header (a message dead-lettered by the broker and sent back) holds timestamps."""
+    death = [{"count": 1, "reason": "rejected", "queue": "wasmq", "time": datetime(2026, 1, 1, tzinfo=UTC)}]
+    assert inspect(greet(**{"x-death": death}).message(), SETTINGS).error is None
+    verdict = inspect(greet(stamps={"when": datetime(2026, 1, 1, tzinfo=UTC)}).message(), SETTINGS)
+    assert verdict.error is not None and "is a datetime, not a JSON value" in verdict.error.message
+    verdict = inspect(greet(**{"x-deep": nested(50)}).message(), SETTINGS)
+    assert verdict.error is not None and "nested deeper" in verdict.error.message

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from ..bounds import Shape, ShapeError, check_shape, short_repr
@@ -25,6 +27,8 @@ from ..errors import MalformedMessage, WasmqError
 from .contract import MAX_CHUNK_ITEMS, PARAMETERS, Call, bind, items, parts
 
 HEADERS = Shape(max_depth=8, max_nodes=512, max_string=4096)
+# What a broker adds under `x-` names (RabbitMQ's x-death: tables with timestamps): not JSON, but bounded alike.
+BROKER_HEADERS = Shape(max_depth=8, max_nodes=512, max_string=4096, other_scalars=(datetime, Decimal, bytes))
 BODY = Shape(max_depth=8, max_nodes=2 * MAX_CHUNK_ITEMS + 256)
 MAX_ID_CHARS = 255
 MAX_REPR_CHARS = 1024  # of `argsrepr` / `kwargsrepr`: what the worker logs and sends in task events
@@ -65,7 +69,10 @@ def _check_headers(headers: dict[str, Any]) -> None:
             raise _malformed(f"header {key!r} must be a string, not {type(text).__name__}")
         if text is not None and len(text) > MAX_REPR_CHARS:
             headers[key] = text[:MAX_REPR_CHARS] + "..."  # display only: kept short, not refused
-    check_shape(headers, HEADERS, "headers")
+    ours = {k: v for k, v in headers.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    check_shape(ours, HEADERS, "headers")
+    if len(ours) < len(headers):
+        check_shape({k: v for k, v in headers.items() if k not in ours}, BROKER_HEADERS, "headers")
     retries = headers.get("retries")
     if retries is not None and (type(retries) is not int or not 0 <= retries <= 1_000_000):
         raise _malformed(f"header 'retries' must be a whole number from 0, not {short_repr(retries, 40)}")
@@ -79,7 +86,7 @@ def _check_headers(headers: dict[str, Any]) -> None:
             raise _malformed(f"header {key!r} must be a string or null, not {type(value).__name__}")
     for key, kind in (("group_index", int), ("ignore_result", bool), ("stamps", dict), ("stamped_headers", list)):
         value = headers.get(key)
-        if value is not None and not isinstance(value, kind):
+        if value is not None and (not isinstance(value, kind) or (kind is int and type(value) is bool)):
             raise _malformed(f"header {key!r} must be a {kind.__name__} or null, not {type(value).__name__}")
 
 
