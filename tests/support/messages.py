@@ -294,16 +294,25 @@ CORPUS: list[Case] = [
         "callbacks",
         lambda: call(["greeting", "greet", "x"], embed={**EMBED, "callbacks": [{"task": "x"}]}),
         MALFORMED,
-        "no callbacks",
+        "may name only wasmq tasks",
     ),
     Case(
         "chain",
         lambda: call(["greeting", "greet", "x"], embed={**EMBED, "chain": [{"task": "x"}]}),
         MALFORMED,
-        "chains",
+        "may name only wasmq tasks",
     ),
     Case(
-        "chord", lambda: call(["greeting", "greet", "x"], embed={**EMBED, "chord": {"task": "x"}}), MALFORMED, "chords"
+        "chord",
+        lambda: call(["greeting", "greet", "x"], embed={**EMBED, "chord": {"task": "x"}}),
+        MALFORMED,
+        "may name only wasmq tasks",
+    ),
+    Case(
+        "chain of non-signatures",
+        lambda: call(["greeting", "greet", "x"], embed={**EMBED, "chain": ["wasmq.call"]}),
+        MALFORMED,
+        "task signatures",
     ),
     Case("embed not an object", lambda: call(["greeting", "greet", "x"], embed=[1]), MALFORMED, "embed"),
     # wrong types, header by header

@@ -4,7 +4,8 @@ process for every message from any broker.
 A message passes only as a Celery task protocol 2 message for `wasmq.call` or `wasmq.call_many`: headers
 of plain JSON within `HEADERS` (the well-known ones of the right types, `argsrepr` and `kwargsrepr` cut to
 `MAX_REPR_CHARS`), a JSON body of at most `WASMQ_MAX_MESSAGE_BYTES` that is `[args, kwargs, embed]` within
-`BODY` (depth, values), no callbacks, errbacks, chains or chords, and arguments the task takes
+`BODY` (depth, values), callbacks, errbacks, chains and chords only to wasmq tasks (plain Celery canvas:
+`group`, `chain`, `chord`), and arguments the task takes
 (worker/queue/contract.py). Everything is looked at without recursion (worker/bounds.py): Celery hands the
 message to billiard, which pickles it for the pool process, and a list nested 700 deep makes that raise
 `RecursionError` in the main process, which Celery treats as the end of the worker.
@@ -117,8 +118,23 @@ def _check_body(payload: Any) -> tuple[Any, Any]:
         raise _malformed(f"body's embed must be an object or null, not {type(embed).__name__}")
     for key in CANVAS:
         if embed and embed.get(key):
-            raise _malformed(f"wasmq tasks take no callbacks, errbacks, chains or chords (embed {key!r} is set)")
+            _check_canvas(key, embed[key])
     return args, kwargs
+
+
+def _check_canvas(key: str, value: Any) -> None:
+    """Callbacks, errbacks, a chain's next steps or a chord's body: signatures of wasmq tasks only (Celery
+    sends them as new messages, which the intake checks again when they arrive)."""
+    signatures = [value] if key == "chord" else value
+    if not isinstance(signatures, list) or not all(isinstance(sig, dict) for sig in signatures):
+        raise _malformed(f"embed {key!r} must hold task signatures (objects), not {short_repr(value, 80)}")
+    for sig in signatures:
+        task = sig.get("task")
+        if task not in PARAMETERS:
+            raise _malformed(
+                f"embed {key!r}: callbacks, errbacks, chains and chords may name only wasmq tasks ({TASKS}), "
+                f"not {short_repr(task, 80)}"
+            )
 
 
 def inspect(message: Any, settings: Settings) -> Verdict:
