@@ -131,4 +131,4 @@ def test_real_messages_and_their_results_keep_the_contract(
     assert kinds["celery send_task, an unknown name"]["result"]["exc_type"] == "InvalidInput"
     assert kinds["kombu by hand"]["result"]["output"] == "Hello World, Di!"
     error = kinds["kombu by hand, a callback"]["result"]
-    assert error["exc_type"] == "MalformedMessage" and "no callbacks" in error["exc_message"][1]["message"]
+    assert error["exc_type"] == "MalformedMessage" and "may name only wasmq tasks" in error["exc_message"][1]["message"]
