@@ -4,4 +4,5 @@ import sys
 
 from .main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (e.g. to check it imports) must not run the command
+    sys.exit(main())
