@@ -27,7 +27,7 @@ def _name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = sorted(_name(p) for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
+MODULES = sorted(_name(p) for p in PACKAGE.rglob("*.py"))
 
 
 def _layer(module: str) -> int:
