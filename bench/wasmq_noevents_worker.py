@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
             "worker",
             "--loglevel=WARNING",
             f"--concurrency={settings.concurrency}",
-            f"--queues={settings.queue}",
+            f"--queues={','.join(settings.lanes)}",
             "--pool=prefork",
             *argv,
         ]

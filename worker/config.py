@@ -34,6 +34,7 @@ TEXT_VARS = (
     ("WASMQ_REGISTRY_URL", "registry_url"),
     ("WASMQ_PUBLISHER_URL", "publisher_url"),
     ("WASMQ_QUEUE", "queue"),
+    ("WASMQ_BATCH_QUEUE", "batch_queue"),
     ("WASMQ_LOG_FORMAT", "log_format"),
     ("WASMQ_METRICS_HOST", "metrics_host"),
     ("WASMQ_SENTINEL_MASTER", "sentinel_master"),
@@ -45,6 +46,7 @@ INT_VARS = (
     ("WASMQ_CONCURRENCY", "concurrency"),
     ("WASMQ_RESULT_TTL_S", "result_ttl_s"),
     ("WASMQ_CHUNK_SIZE", "chunk_size"),
+    ("WASMQ_BATCH_WINDOW", "batch_window"),
     ("WASMQ_VISIBILITY_TIMEOUT_S", "visibility_timeout_s"),
     ("WASMQ_TASK_TIME_LIMIT_S", "task_time_limit_s"),
     ("WASMQ_DEADLINE_RETRIES", "deadline_retries"),
@@ -61,6 +63,7 @@ FLOAT_VARS = (
     ("WASMQ_RETRY_BACKOFF_S", "retry_backoff_s"),
     ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
     ("WASMQ_STALL_CHECK_S", "stall_check_s"),
+    ("WASMQ_CHUNK_TARGET_S", "chunk_target_s"),
     ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
     ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
     ("WASMQ_COMPILE_TIMEOUT_S", "compile_timeout_s"),
@@ -95,9 +98,14 @@ class Settings:
     epoch_tick_ms: int = 5
     prefetch: int = 1
     concurrency: int = 2
-    queue: str = "wasmq"
+    queue: str = "wasmq"  # single jobs; batch chunks go to `batch_lane`, which workers take only when this is empty
+    batch_queue: str | None = None  # default: the queue's name + ".batch"
     result_ttl_s: int = 86_400
-    chunk_size: int = 500
+    chunk_size: int = 500  # the largest chunk a batch sends (the time limits and grace periods assume it)
+    # A batch sizes its chunks to take about this long in the sandbox (smaller for slow functions, so that a
+    # single job never waits long behind one), and keeps at most `batch_window` chunks unanswered or unread.
+    chunk_target_s: float = 0.25
+    batch_window: int = 32
     # Celery's time limits are only a backstop above the epoch deadline: seconds added to a job's deadline.
     time_limit_margin_s: float = 30.0
     task_time_limit_s: int = 300  # hard limit of a message that sets none (foreign producers)
@@ -155,6 +163,15 @@ class Settings:
     @property
     def publisher(self) -> str:
         return self.publisher_url or self.registry
+
+    @property
+    def batch_lane(self) -> str:
+        return self.batch_queue or f"{self.queue}.batch"
+
+    @property
+    def lanes(self) -> tuple[str, str]:
+        """The queues a worker takes from, in the order it prefers them: single jobs, then batch chunks."""
+        return (self.queue, self.batch_lane)
 
     @property
     def sentinel(self) -> SentinelOptions | None:
@@ -233,6 +250,8 @@ class Settings:
                 f"WASMQ_NODE_TIMEOUT_S ({self.node_timeout_s:g}) must stay below the visibility timeout "
                 f"({self.visibility_timeout_s} s), the backstop it shortens"
             )
+        if self.batch_lane == self.queue:
+            raise ConfigError(f"WASMQ_BATCH_QUEUE must differ from WASMQ_QUEUE ({self.queue!r})")
         self._check_urls()
 
     def _check_urls(self) -> None:

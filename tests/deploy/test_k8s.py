@@ -140,22 +140,25 @@ def test_keda_scales_the_worker_deployment_on_the_celery_queue() -> None:
     assert scaled["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
     assert "replicas" not in deployment["spec"], "the ScaledObject owns the replica count"
     assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"]
-    (trigger,) = scaled["triggers"]
-    meta = trigger["metadata"]
-    assert trigger["type"] == "redis"
-    # Celery's Redis transport keeps a queue's messages in a list named after the queue.
-    assert meta["listName"] == config_env()["WASMQ_QUEUE"]
+    # Celery's Redis transport keeps a queue's messages in a list named after the queue: one trigger per lane
+    # (single jobs, then batch chunks: Settings.lanes), so that either kind of backlog scales the workers.
+    settings = Settings.from_env({**config_env(), "WASMQ_MANIFEST": str(DEFAULT_MANIFEST)})
+    triggers = scaled["triggers"]
+    assert [t["metadata"]["listName"] for t in triggers] == list(settings.lanes)
     service = find("Service", "wasmq-redis")
-    host, port = meta["address"].rsplit(":", 1)
-    assert host in {service["metadata"]["name"], f"{service['metadata']['name']}.wasmq.svc.cluster.local"}
-    assert int(port) == service["spec"]["ports"][0]["port"]
-    auth = find("TriggerAuthentication", trigger["authenticationRef"]["name"])
-    refs = {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]}
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in worker_container()["env"] if "valueFrom" in e}
-    assert refs == {  # KEDA reads the queue length as the workers' Redis user
-        "username": (env["REDIS_USERNAME"]["name"], env["REDIS_USERNAME"]["key"]),
-        "password": (env["REDIS_PASSWORD"]["name"], env["REDIS_PASSWORD"]["key"]),
-    }
+    for trigger in triggers:
+        meta = trigger["metadata"]
+        assert trigger["type"] == "redis"
+        host, port = meta["address"].rsplit(":", 1)
+        assert host in {service["metadata"]["name"], f"{service['metadata']['name']}.wasmq.svc.cluster.local"}
+        assert int(port) == service["spec"]["ports"][0]["port"]
+        auth = find("TriggerAuthentication", trigger["authenticationRef"]["name"])
+        refs = {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]}
+        assert refs == {  # KEDA reads the queue length as the workers' Redis user
+            "username": (env["REDIS_USERNAME"]["name"], env["REDIS_USERNAME"]["key"]),
+            "password": (env["REDIS_PASSWORD"]["name"], env["REDIS_PASSWORD"]["key"]),
+        }
 
 
 def test_worker_has_resources_probes_and_runs_unprivileged() -> None:

@@ -1,18 +1,29 @@
-"""`wasmq batch`: a function over every line of a file, JSON lines out."""
+"""`wasmq batch`: a function over every line of a file, JSON lines out, streamed and resumable.
+
+Lines are read as they are sent, rows are written as soon as their turn comes (rows.py), so memory stays
+bounded by the window of chunks in flight whatever the file's length, and an interrupted batch leaves a valid
+prefix that `--resume` continues.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import signal
 import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from ..errors import InvalidInput, UsageError
-from ..outcome import Outcome
+from ..errors import UsageError
 from .common import SubParsers, add_limits, limits_from
-from .progress import Stopwatch, progress_bar, summarize, summary_text
+from .progress import BatchProgress, summarize, summary_text
+from .rows import Line, count_lines, input_lines, resume, row
+
+FLUSH_EVERY_S = 0.5  # rows reach the file at least this often (a SIGKILL loses at most that much)
+INTERRUPTED = 130
 
 
 def add_parser(sub: SubParsers) -> None:
@@ -21,55 +32,67 @@ def add_parser(sub: SubParsers) -> None:
     batch.add_argument("--module", required=True)
     batch.add_argument("--function", required=True)
     batch.add_argument("--out", help="write JSON lines here (default: stdout)")
-    batch.add_argument("--chunk", type=int, help="inputs per message")
+    batch.add_argument("--resume", action="store_true", help="keep the rows already in --out, run only the rest")
+    batch.add_argument("--chunk", type=int, help="inputs per message (default: sized to WASMQ_CHUNK_TARGET_S)")
+    batch.add_argument("--window", type=int, help="chunks in flight at most (default WASMQ_BATCH_WINDOW)")
+    batch.add_argument("--item-usage", action="store_true", help="each row carries its own usage")
     batch.add_argument("--wait-s", type=float, help="give up after this many seconds")
     add_limits(batch)
-
-
-def read_lines(path: str) -> list[str | InvalidInput]:
-    """One input per line; a line that is not UTF-8 becomes its own `InvalidInput`, the rest still run."""
-    try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    items: list[str | InvalidInput] = []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            items.append(line.removesuffix(b"\r").decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            items.append(InvalidInput(f"line {number} is not valid UTF-8 (byte {exc.start})"))
-    if items and items[-1] == "" and raw.endswith(b"\n"):
-        items.pop()  # the file's final newline ends the last line, it does not start an empty one
-    return items
 
 
 def run(args: argparse.Namespace) -> int:
     from ..producer.client import Client
 
-    items = read_lines(args.file)
-    if args.chunk is not None and args.chunk <= 0:
-        raise UsageError(f"--chunk must be positive, not {args.chunk}")
-    texts = [item for item in items if isinstance(item, str)]
-    watch = Stopwatch()
-    with Client() as client, progress_bar(f"{args.module}.{args.function}") as progress:
-        results = iter(
-            client.map(
-                args.module, args.function, texts, chunk_size=args.chunk, progress=progress,
-                timeout=args.wait_s, **limits_from(args),
-            )
-        )  # fmt: skip
-    outcomes = [next(results) if isinstance(item, str) else Outcome.failed(item) for item in items]
-    summary = summarize(outcomes, watch.seconds)
+    for flag, value in (("--chunk", args.chunk), ("--window", args.window)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be positive, not {value}")
+    if args.resume and not args.out:
+        raise UsageError("--resume needs --out: the rows already written are read from there")
+    total = count_lines(args.file)
+    failed: Counter[str] = Counter()
+    done = 0
     with ExitStack() as stack:
+        stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _interrupt))
+        lines = stack.enter_context(input_lines(args.file))
+        start = resume(Path(args.out), lines, source=args.file) if args.resume else 0
         out: IO[str] = sys.stdout
         if args.out:
-            out = stack.enter_context(open(args.out, "w", encoding="utf-8"))
-        write_jsonl(out, items, outcomes)
+            out = stack.enter_context(open(args.out, "a" if args.resume else "w", encoding="utf-8"))
+        pending: deque[Line] = deque()  # the inputs sent and not yet written, oldest first (at most the window)
+        read = _remembering(lines, pending)
+        client = stack.enter_context(Client())
+        progress = BatchProgress(f"{args.module}.{args.function}", total, start=start)
+        stack.callback(progress.close)
+        watch, flushed, done = time.monotonic(), time.monotonic(), start
+        try:
+            outcomes = client.imap(
+                args.module, args.function, read, chunk_size=args.chunk, window=args.window, timeout=args.wait_s,
+                usage="items" if args.item_usage else "chunk", **limits_from(args),
+            )  # fmt: skip
+            for outcome in outcomes:
+                out.write(row(done, pending.popleft(), outcome))
+                done += 1
+                if outcome.error is not None:
+                    failed[outcome.error.type] += 1
+                progress.update(done, sum(failed.values()))
+                if time.monotonic() - flushed >= FLUSH_EVERY_S:
+                    out.flush()
+                    flushed = time.monotonic()
+        except KeyboardInterrupt:
+            out.flush()
+            print(f"interrupted after {done} rows; continue with --resume", file=sys.stderr)
+            return INTERRUPTED
+    summary = summarize(done - start, failed, time.monotonic() - watch)
     print(summary_text(summary), file=sys.stderr if not args.out else sys.stdout)
     return 0 if summary["failed"] == 0 else 1
 
 
-def write_jsonl(out: IO[str], items: list[str | InvalidInput], outcomes: list[Outcome]) -> None:
-    for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
-        line = {"index": index, "input": item if isinstance(item, str) else None, **outcome.to_dict()}
-        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+def _remembering(lines: Iterable[Line], pending: deque[Line]) -> Iterator[Line]:
+    """The inputs, each noted in `pending` as it is read, so that its row can name it when its turn comes."""
+    for item in lines:
+        pending.append(item)
+        yield item
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a batch as Ctrl-C does: rows so far flushed, --resume continues

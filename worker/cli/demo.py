@@ -19,7 +19,7 @@ from ..config import Settings
 from ..connections import redact
 from ..errors import ConfigError
 from .common import SubParsers
-from .progress import Stopwatch, progress_bar, summarize, summary_text
+from .progress import Stopwatch, progress_bar, summarize_outcomes, summary_text
 
 NAMES = ["Alice", "Bob", "Zoë", "José", "Ngozi", "Wei", "Ana María", "Søren", "Priya", "Ada"]
 READY_TIMEOUT_S = 60.0
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         watch = Stopwatch()
         with progress_bar("greeting", stream=sys.stdout) as progress:
             outcomes = client.map("greeting", "greet", names, progress=progress, timeout=300)
-        summary = summarize(outcomes, watch.seconds)
+        summary = summarize_outcomes(outcomes, watch.seconds)
         print("first results:")
         for name, outcome in list(zip(names, outcomes, strict=True))[:5]:
             print(f"  greet({name!r}) -> {outcome.output if outcome.ok else outcome.error}")

@@ -22,7 +22,9 @@ from .common import SubParsers
 def add_parser(sub: SubParsers) -> None:
     worker = sub.add_parser("worker", help="start a worker (Celery prefork pool)")
     worker.add_argument("--concurrency", type=int, help="worker processes (default WASMQ_CONCURRENCY)")
-    worker.add_argument("--queues", help="comma-separated queues (default WASMQ_QUEUE)")
+    worker.add_argument(
+        "--queues", help="comma-separated queues, preferred in this order (default: WASMQ_QUEUE, then its batch lane)"
+    )
     worker.add_argument("--hostname", help="node name, e.g. w1@%%h")
     worker.add_argument("--loglevel", default="INFO")
     worker.add_argument(
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             "worker",
             f"--loglevel={args.loglevel}",
             f"--concurrency={args.concurrency or settings.concurrency}",
-            f"--queues={args.queues or settings.queue}",
+            f"--queues={args.queues or ','.join(settings.lanes)}",
             "--pool=prefork",
         ]
         if settings.task_events:

@@ -1,4 +1,5 @@
-"""The producer API: submit one call, or map a function over many inputs in chunked messages.
+"""The producer API: submit one call, or map a function over many inputs in chunked messages (streamed:
+worker/producer/batch.py).
 
 Everything a producer can get wrong (unknown module or function, limits above the module's maximum,
 non-text input) is refused here, before anything is enqueued.
@@ -8,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,20 +17,22 @@ from celery import Celery
 from celery.result import AsyncResult
 from celery.states import SUCCESS
 
+from .. import chunk_result
 from ..catalog import ModuleCatalog
 from ..config import Settings, get_settings
 from ..connections import CONNECTION_ERRORS, connect, is_redis_url, redact
-from ..errors import BrokerUnavailable, InvalidInput, ResultsMissing, ResultTooLarge
-from ..keys import CALL_MANY_TASK, CALL_TASK
+from ..errors import BrokerUnavailable, InvalidInput, WasmqError
+from ..keys import CALL_TASK
 from ..outcome import Outcome, to_error
 from ..queue.app import make_app
 from ..spec import Limits
 from . import chunks
+from .batch import BatchStream
 from .lost import find_lost
 from .results import ResultListener, stored_meta, wait_for_results
+from .sizing import ChunkSizer
 
 Progress = Callable[[int, int], None]
-MAX_RESULT_RERUNS = 3  # rounds of sending again the items whose outputs did not fit in their chunk's result
 log = logging.getLogger("wasmq.client")
 
 
@@ -106,7 +108,7 @@ class Client:
         spec.function(function)
         return spec.limits.narrowed(limits)
 
-    def _options(self, lim: Limits, items: int) -> dict[str, Any]:
+    def options(self, lim: Limits, items: int) -> dict[str, Any]:
         # Celery's limits are a backstop above the epoch deadline: a chunk may run its batch call and then
         # every item alone, so allow (items + 1) deadlines, plus a margin.
         budget = lim.timeout_ms / 1000.0 * (items + 1)
@@ -119,7 +121,7 @@ class Client:
         soft = math.ceil(budget + self.settings.time_limit_margin_s / 2)
         return {"time_limit": hard, "soft_time_limit": soft, "queue": self.settings.queue}
 
-    def _send(self, sent: Sent, task_id: str | None = None) -> AsyncResult:
+    def send(self, sent: Sent, task_id: str | None = None) -> AsyncResult:
         try:
             return self.app.send_task(sent.name, args=sent.args, task_id=task_id, **sent.options)
         except CONNECTION_ERRORS as exc:
@@ -133,12 +135,12 @@ class Client:
                 return  # other brokers keep a message until it is acknowledged
             has_state = set(stored_meta(self.app, pending))
             with connect(self.settings.broker, sentinel=self.settings.sentinel) as broker:
-                lost = find_lost(broker, self.settings.queue, pending, has_state)
+                lost = find_lost(broker, self.settings.lanes, pending, has_state)
             for task_id in sorted(lost):
                 log.warning(
                     "job %s vanished from the broker (no result, not queued, not held); sending it again", task_id
                 )
-                self._send(sent[task_id], task_id=task_id)
+                self.send(sent[task_id], task_id=task_id)
 
         return on_stall
 
@@ -150,8 +152,46 @@ class Client:
         cost, budget = chunks.input_cost(input), chunks.message_budget(self.settings)
         if cost > budget:
             raise chunks.too_large(0, cost, budget, self.settings)
-        sent = Sent(CALL_TASK, [module, function, input, limits or None], self._options(lim, 1))
-        return Job(self._send(sent), self, sent)
+        sent = Sent(CALL_TASK, [module, function, input, limits or None], self.options(lim, 1))
+        return Job(self.send(sent), self, sent)
+
+    def imap(
+        self,
+        module: str,
+        function: str,
+        inputs: Iterable[str | WasmqError],
+        *,
+        chunk_size: int | None = None,
+        window: int | None = None,
+        timeout: float | None = None,
+        usage: str = chunk_result.LEAN,
+        **limits: int,
+    ) -> Iterator[Outcome]:
+        """Run `function` over `inputs` (any iterable, read lazily) and yield each outcome in input order as
+        soon as it is known, with at most `window` chunks in flight (worker/producer/batch.py). Chunks are
+        sized to about WASMQ_CHUNK_TARGET_S each unless `chunk_size` fixes them; `usage="items"` asks for
+        each item's usage (by default a chunk reports one usage for all its items). An input that is a
+        `WasmqError` (say, a line that could not be read) is passed through as that input's outcome."""
+        return self._stream(module, function, inputs, limits, chunk_size=chunk_size, window=window, timeout=timeout,
+                            usage=usage)  # fmt: skip
+
+    def _stream(
+        self, module: str, function: str, inputs: Iterable[str | WasmqError], limits: dict[str, int], *,
+        chunk_size: int | None, window: int | None, timeout: float | None, usage: str,
+    ) -> Iterator[Outcome]:  # fmt: skip
+        if chunk_size is not None and chunk_size <= 0:
+            raise InvalidInput(f"chunk_size must be positive, not {chunk_size}")
+        if usage not in chunk_result.USAGE_SHAPES:
+            raise InvalidInput(f"usage must be one of {', '.join(chunk_result.USAGE_SHAPES)}, not {usage!r}")
+        size = window if window is not None else self.settings.batch_window
+        if size <= 0:
+            raise InvalidInput(f"window must be positive, not {size}")
+        return iter(
+            BatchStream(
+                self, module, function, inputs, sizer=ChunkSizer(self.settings, chunk_size), window=size,
+                limits=limits or None, usage=usage, timeout=timeout,
+            )
+        )  # fmt: skip
 
     def map(
         self,
@@ -164,96 +204,18 @@ class Client:
         timeout: float | None = None,
         **limits: int,
     ) -> list[Outcome]:
-        """Run `function` over `inputs` in chunks of at most `chunk_size` per message (fewer where the inputs
-        are large: worker/producer/chunks.py); outcomes in input order. Items whose outputs did not fit in
-        their chunk's result are sent again in smaller chunks."""
-        lim = self.check(module, function, limits)
-        size = self.settings.chunk_size if chunk_size is None else chunk_size
-        if size <= 0:
-            raise InvalidInput(f"chunk_size must be positive, not {size}")
+        """`imap` over a sequence, every outcome in a list, in input order; a non-string input is refused
+        before anything is sent."""
         for index, item in enumerate(inputs):
             if not isinstance(item, str):
                 raise InvalidInput(f"input {index} must be a string, not {type(item).__name__}")
-        groups, refused = chunks.plan(inputs, size, self.settings)
-        run = _BatchRun(self, module, function, inputs, limits=limits or None, progress=progress)
-        for index, error in refused.items():
-            run.finish(index, Outcome.failed(error))
-        options = self._options(lim, max(map(len, groups), default=1))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for attempt in range(MAX_RESULT_RERUNS + 1):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            overflow = run.send(groups, options, timeout=left, last=attempt == MAX_RESULT_RERUNS)
-            if not overflow:
-                break
-            groups = chunks.repack(inputs, overflow, self.settings)
-        return run.outcomes()
-
-
-class _BatchRun:
-    """One `Client.map`: its outcomes so far, and its chunks in flight."""
-
-    def __init__(self, client: Client, module: str, function: str, inputs: Sequence[str], *,
-                 limits: dict[str, int] | None, progress: Progress | None) -> None:  # fmt: skip
-        self.client, self.module, self.function, self.inputs, self.limits = client, module, function, inputs, limits
-        self.progress = progress
-        self.results: list[Outcome | None] = [None] * len(inputs)
-        self.done = 0
+        outcomes: list[Outcome] = []
         if progress:
             progress(0, len(inputs))
-
-    def finish(self, index: int, outcome: Outcome) -> None:
-        self.results[index] = outcome
-        self.done += 1
-
-    def send(self, groups: list[list[int]], options: dict[str, Any], *, timeout: float | None,
-             last: bool) -> dict[int, int]:  # fmt: skip
-        """Send `groups` as chunks and wait for them; returns the items to send again (index -> result bytes)."""
-        client = self.client
-        messages = [Sent(CALL_MANY_TASK, [self.module, self.function, [self.inputs[i] for i in group], self.limits],
-                         options) for group in groups]  # fmt: skip
-        sent = [client._send(message) for message in messages]
-        group_of = {r.id: g for r, g in zip(sent, groups, strict=True)}
-        by_id = {r.id: m for r, m in zip(sent, messages, strict=True)}
-        overflow: dict[int, int] = {}
-
-        def collect(task_id: str, stored: dict[str, Any]) -> None:
-            group = group_of[task_id]
-            value = stored.get("result")
-            entries = value.get("results") if isinstance(value, dict) else None
-            if isinstance(value, dict) and isinstance(entries, list) and len(entries) == len(group):
-                meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id")}
-                for index, entry in zip(group, entries, strict=True):
-                    outcome = Outcome.from_entry(entry, meta)
-                    resend = _result_bytes(outcome) if not last else None
-                    if resend is not None:
-                        overflow[index] = resend
-                    else:
-                        self.finish(index, outcome)
-            else:
-                short = f"chunk answered {len(entries)} of {len(group)}" if entries is not None else None
-                error = to_error(value if short is None else short)
-                for index in group:
-                    self.finish(index, Outcome.failed(error))
-            if self.progress:
-                self.progress(self.done, len(self.inputs))
-
-        wait_for_results(
-            client.app, group_of, collect, timeout=timeout,
-            describe=lambda: f" ({self.done} of {len(self.inputs)} done)", on_stall=client.resender(by_id),
-            stall_s=client.settings.stall_check_s, listener=client.listener,
-        )  # fmt: skip
-        return overflow
-
-    def outcomes(self) -> list[Outcome]:
-        missing = [i for i, o in enumerate(self.results) if o is None]
-        if missing:
-            raise ResultsMissing(f"{len(missing)} batch results never arrived (first: input {missing[0]})")
-        return [o for o in self.results if o is not None]
-
-
-def _result_bytes(outcome: Outcome) -> int | None:
-    """For an item answered `ResultTooLarge`: the size the worker reported for its result entry."""
-    if not isinstance(outcome.error, ResultTooLarge):
-        return None
-    size = outcome.error.details.get("encoded_bytes")
-    return int(size) if isinstance(size, int) and size > 0 else 1
+        stream = self._stream(module, function, inputs, limits, chunk_size=chunk_size, window=None, timeout=timeout,
+                              usage=chunk_result.LEAN)  # fmt: skip
+        for outcome in stream:
+            outcomes.append(outcome)
+            if progress:
+                progress(len(outcomes), len(inputs))
+        return outcomes

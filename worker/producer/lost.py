@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -32,13 +32,15 @@ def _message_id(raw: Any) -> str | None:
         return None
 
 
-def ids_in_flight(client: redis.Redis, queue: str) -> set[str] | None:
-    """Task ids waiting in `queue` or held unacknowledged by a worker; None when too many to scan."""
-    if int(client.llen(queue)) + int(client.hlen(UNACKED_KEY)) > MAX_SCAN:
+def ids_in_flight(client: redis.Redis, queues: Sequence[str]) -> set[str] | None:
+    """Task ids waiting in `queues` or held unacknowledged by a worker; None when too many to scan."""
+    lengths = {queue: int(client.llen(queue)) for queue in queues}
+    if sum(lengths.values()) + int(client.hlen(UNACKED_KEY)) > MAX_SCAN:
         return None
     found: set[str] = set()
-    for start in range(0, int(client.llen(queue)), PAGE):
-        found.update(i for i in map(_message_id, client.lrange(queue, start, start + PAGE - 1)) if i)
+    for queue, length in lengths.items():
+        for start in range(0, length, PAGE):
+            found.update(i for i in map(_message_id, client.lrange(queue, start, start + PAGE - 1)) if i)
     for _, raw in client.hscan_iter(UNACKED_KEY, count=PAGE):
         message_id = _message_id(raw)
         if message_id:
@@ -46,13 +48,13 @@ def ids_in_flight(client: redis.Redis, queue: str) -> set[str] | None:
     return found
 
 
-def find_lost(client: redis.Redis, queue: str, pending: Iterable[str], has_state: set[str]) -> set[str]:
+def find_lost(client: redis.Redis, queues: Sequence[str], pending: Iterable[str], has_state: set[str]) -> set[str]:
     """Those `pending` ids that are nowhere: not queued, not unacknowledged, no state; checked twice."""
     candidates = set(pending) - has_state
     for attempt in range(2):
         if attempt:
             time.sleep(1.0)
-        in_flight = ids_in_flight(client, queue)
+        in_flight = ids_in_flight(client, queues)
         if in_flight is None:
             return set()
         candidates -= in_flight

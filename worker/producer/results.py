@@ -70,6 +70,20 @@ def ready_meta(app: Celery, task_ids: Collection[str]) -> dict[str, dict[str, An
     return {i: m for i, m in stored_meta(app, task_ids).items() if m.get("status") in READY_STATES}
 
 
+def forget(app: Celery, task_ids: Collection[str]) -> None:
+    """Delete the stored results of `task_ids` (read and handed over: a batch leaves no chunk result behind).
+    Best effort: a result that could not be deleted now expires with the result TTL."""
+    if not task_ids:
+        return
+    backend = app.backend
+    keys = [backend.get_key_for_task(task_id) for task_id in task_ids]
+    try:
+        for start in range(0, len(keys), MGET_BATCH):
+            backend.client.delete(*keys[start : start + MGET_BATCH])
+    except CONNECTION_ERRORS:
+        pass
+
+
 _LISTEN_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, OSError, ValueError, RuntimeError)
 RELISTEN_AFTER_S = 30.0  # a listener that failed is tried again after this long
 
@@ -190,7 +204,7 @@ def wait_for_results(
         while pending:
             ready: dict[str, dict[str, Any]] = {}
             if listen.due():
-                ready, down_since = _read_keys(app, pending, down_since)
+                ready, down_since = read_keys(app, pending, down_since)
             ready.update(listen.take())
             for task_id, meta in ready.items():
                 if task_id in pending:
@@ -214,7 +228,7 @@ def wait_for_results(
             listen.sleep(delay, None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
-def _read_keys(
+def read_keys(
     app: Celery, pending: set[str], down_since: float | None
 ) -> tuple[dict[str, dict[str, Any]], float | None]:
     """The finished ones among `pending`, read from their keys; an outage longer than the grace is fatal."""

@@ -85,6 +85,9 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": 60,
+        # A worker asks for its queues in the order it was given them (single jobs before batch chunks,
+        # Settings.lanes): a single job waits at most for a chunk to finish, never behind a whole batch.
+        "queue_order_strategy": "priority",
         **_sentinel_options(settings, settings.broker),
         "wasmq_max_message_bytes": settings.max_message_bytes,  # read by worker/queue/transport.py
     }

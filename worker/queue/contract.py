@@ -1,6 +1,8 @@
 """The arguments of the two wasmq tasks, as any producer may send them: in order, by name, or both.
 
-`wasmq.call(module, function, input, limits=None)` and `wasmq.call_many(module, function, inputs, limits=None)`.
+`wasmq.call(module, function, input, limits=None)` and
+`wasmq.call_many(module, function, inputs, limits=None, usage="chunk")` (`usage="items"`: per-item usage in the
+result, worker/chunk_result.py).
 `bind` turns a message's (args, kwargs) into a `Call` or raises `InvalidInput` naming what is wrong (arity,
 unknown or repeated names, types), the same in the worker's main process (before a message reaches the pool,
 worker/queue/intake.py) and in the task itself. `parts` reads module, function and input(s) from arguments of
@@ -13,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..chunk_result import LEAN, USAGE_SHAPES
 from ..errors import InvalidInput
 from ..keys import CALL_MANY_TASK, CALL_TASK
 
 PARAMETERS = {
     CALL_TASK: ("module", "function", "input", "limits"),
-    CALL_MANY_TASK: ("module", "function", "inputs", "limits"),
+    CALL_MANY_TASK: ("module", "function", "inputs", "limits", "usage"),
 }
 REQUIRED = 3  # module, function, input(s); limits may be left out
 MAX_NAME_CHARS = 256  # a module or function name
@@ -34,6 +37,7 @@ class Call:
     function: str
     payload: Any
     limits: dict[str, Any] | None
+    usage: str = LEAN  # call_many's result shape
 
 
 def _name(what: str, value: Any) -> str:
@@ -80,7 +84,17 @@ def bind(task: str, args: Any, kwargs: Any) -> Call:
     limits = values.get("limits")
     if limits is not None and not isinstance(limits, dict):
         raise InvalidInput(f"'limits' must be an object or null, not {type(limits).__name__}")
-    return Call(task, module, function, payload, limits)
+    return Call(task, module, function, payload, limits, _usage(values.get("usage")))
+
+
+def _usage(usage: Any) -> str:
+    """call_many's result shape: `chunk` (null too) or `items`."""
+    if usage is None:
+        return LEAN
+    if usage not in USAGE_SHAPES:
+        shown = repr(usage[:40]) if isinstance(usage, str) else type(usage).__name__
+        raise InvalidInput(f"'usage' must be one of {', '.join(map(repr, USAGE_SHAPES))} or null, not {shown}")
+    return str(usage)
 
 
 def parts(task: Any, args: Any, kwargs: Any) -> tuple[Any, Any, Any, Any]:

@@ -59,6 +59,21 @@ def _cheap_bound(entries: list[dict[str, Any]]) -> int | None:
     return 12 * total + (2 + ENTRY_OVERHEAD) * len(entries)
 
 
+def _not_fitting(size: int, budget: int, settings: Settings, *, alone: bool = True) -> dict[str, Any]:
+    """The error that replaces an output of `size` bytes: `ResultTooLarge` (send it again in a smaller chunk)
+    when it would fit in a chunk of its own, else `InvalidOutput`."""
+    error: InvalidOutput | ResultTooLarge
+    if alone and size + ERROR_ENTRY_BYTES <= budget:
+        error = ResultTooLarge(
+            f"this output ({size} bytes as JSON) did not fit in the chunk's result; "
+            "send the item again alone or in a smaller chunk",
+            encoded_bytes=size,
+        )
+    else:
+        error = too_large(size, budget, settings)
+    return public_error(error)
+
+
 def fit_chunk(entries: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
     """The entries of a chunk's result, with those that would take it over the budget replaced by errors."""
     budget = result_budget(settings)
@@ -76,14 +91,31 @@ def fit_chunk(entries: list[dict[str, Any]], settings: Settings) -> list[dict[st
             fitted.append(entry)
             used += size
             continue
-        error: Any
-        if entry.get("ok") is True and size + ERROR_ENTRY_BYTES <= budget:  # it fits in a chunk of its own
-            error = ResultTooLarge(
-                f"this output ({size} bytes as JSON) did not fit in the chunk's result; "
-                "send the item again alone or in a smaller chunk",
-                encoded_bytes=size,
-            )
-        else:
-            error = too_large(size, budget, settings)
-        fitted.append({"ok": False, "error": public_error(error)})
+        fitted.append({"ok": False, "error": _not_fitting(size, budget, settings, alone=entry.get("ok") is True)})
     return fitted
+
+
+def fit_lean(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A lean chunk result (worker/chunk_result.py) within the budget: outputs that would take it over become
+    errors, in place, as `fit_chunk` does for per-item entries."""
+    budget = result_budget(settings)
+    outputs: list[str | None] = body["outputs"]
+    errors: list[list[Any]] = body["errors"]
+    texts = sum(len(o) for o in outputs if o is not None)
+    if 12 * texts + 4 * len(outputs) + ERROR_ENTRY_BYTES * len(errors) <= budget:
+        return body
+    sizes = [encoded_size(o) + 1 if o is not None else 5 for o in outputs]
+    if sum(sizes) + sum(encoded_size(e) for e in errors) <= budget:
+        return body
+    room = budget - ERROR_ENTRY_BYTES * len(outputs)  # every output could end up an error
+    failed = {index: error for index, error in errors}
+    used = 0
+    for index, (output, size) in enumerate(zip(outputs, sizes, strict=True)):
+        if output is None:
+            continue
+        if used + size <= room:
+            used += size
+            continue
+        outputs[index] = None
+        failed[index] = _not_fitting(size, budget, settings)
+    return {**body, "outputs": outputs, "errors": [[i, failed[i]] for i in sorted(failed)]}

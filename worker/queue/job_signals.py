@@ -154,8 +154,9 @@ def _finished(
         if ctx["redelivered"] and retval.get("pid") not in (None, os.getpid()):
             log.info("job already done", outcome="duplicate", **fields)  # answered from the stored result
             return
-        if name == CALL_MANY_TASK and isinstance(retval.get("results"), list):
-            _chunk(rec, ctx["queue"], lm, lf, results=retval["results"], elapsed=elapsed, fields=fields)
+        rows = _chunk_rows(retval) if name == CALL_MANY_TASK else None
+        if rows is not None:
+            _chunk(rec, ctx["queue"], lm, lf, rows=rows, elapsed=elapsed, fields=fields)
             return
         _, fuel = _usage(retval)
         rec.job(ctx["queue"], lm, lf, SUCCEEDED, duration_s=elapsed, fuel=fuel)
@@ -173,22 +174,45 @@ def _countdown(retval: Any) -> float | None:
     return round(float(when), 3) if isinstance(when, int | float) else None
 
 
+Row = tuple[str, float | None, int | None]  # an item's outcome, wall time (ms) and fuel, where known
+
+
+def _chunk_rows(retval: dict[str, Any]) -> list[Row] | None:
+    """One row per item of a chunk's result, in either shape (worker/chunk_result.py); None if neither."""
+    entries = retval.get("results")
+    if isinstance(entries, list):
+        rows: list[Row] = []
+        for entry in entries:
+            ok = isinstance(entry, dict) and entry.get("ok") is True
+            error = entry.get("error") if isinstance(entry, dict) else None
+            outcome = SUCCEEDED if ok else _error_type(error)
+            rows.append((outcome, *_usage(entry if ok else error)))
+        return rows
+    outputs, errors = retval.get("outputs"), retval.get("errors")
+    if not isinstance(outputs, list) or not isinstance(errors, list):
+        return None
+    failed = {p[0]: p[1] for p in errors if isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)}
+    _, fuel = _usage(retval)  # the chunk's total: shared evenly by the items that succeeded
+    share = fuel // max(1, len(outputs) - len(failed)) if fuel is not None else None
+    return [
+        (_error_type(failed[i]), *_usage(failed[i])) if i in failed else (SUCCEEDED, None, share)
+        for i in range(len(outputs))
+    ]
+
+
+def _error_type(error: Any) -> str:
+    return str(error.get("type") or "JobFailed") if isinstance(error, dict) else "JobFailed"
+
+
 def _chunk(
-    rec: Recorder, queue: str, module: str, function: str, *, results: list[Any], elapsed: float | None,
+    rec: Recorder, queue: str, module: str, function: str, *, rows: list[Row], elapsed: float | None,
     fields: dict[str, Any],
 ) -> None:  # fmt: skip
     """Each item of a chunk is a job: its outcome, its fuel, and its share of the chunk's time (by the
     item's own wall time where known, so that a slow item shows as slow)."""
-    if not results:
+    if not rows:
         log.info("job finished", outcome=SUCCEEDED, outcomes={}, fuel=0, **fields)
         return
-    rows: list[tuple[str, float | None, int | None]] = []
-    for entry in results:
-        ok = isinstance(entry, dict) and entry.get("ok") is True
-        error = entry.get("error") if isinstance(entry, dict) else None
-        outcome = SUCCEEDED if ok else str(error.get("type") or "JobFailed") if isinstance(error, dict) else "JobFailed"
-        wall, fuel = _usage(entry if ok else error)
-        rows.append((outcome, wall, fuel))
     weights = [w or 0.0 for _, w, _ in rows]
     total_weight = sum(weights)
     groups: Counter[tuple[str, float | None, int | None]] = Counter()

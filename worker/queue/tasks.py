@@ -11,6 +11,7 @@ Retries follow `worker/queue/retry.py`; a redelivered message whose result is al
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,13 +19,13 @@ from typing import Any
 from celery import Celery, Task
 from celery.states import SUCCESS
 
+from .. import chunk_result
 from ..config import get_settings
 from ..connections import CONNECTION_ERRORS
 from ..errors import DeadlineExceeded, WasmqError
 from ..keys import CALL_MANY_TASK, CALL_TASK
-from ..outcome import chunk_entries
 from .contract import bind, parts
-from .fitting import check_output, fit_chunk
+from .fitting import check_output, fit_chunk, fit_lean
 from .retry import RetryPolicy
 from .state import current
 
@@ -110,18 +111,26 @@ def _rerun_deadline_items(
 
 
 def run_call_many(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """wasmq.call_many(module, function, inputs, limits=None)"""
+    """wasmq.call_many(module, function, inputs, limits=None, usage="chunk")"""
     stored = _stored_result(task)
     if stored is not None:
         return dict(stored)
     info = _job_info(task)
     module, _, _, limits = parts(CALL_MANY_TASK, args, kwargs)
+    started = time.perf_counter()
     with _failures(task, module, limits, info):
         call = bind(CALL_MANY_TASK, args, kwargs)
         results = current().sandbox.call_many(call.module, call.function, call.payload, call.limits)
         results = _rerun_deadline_items(call.module, call.function, call.payload, call.limits, results)
-    entries = fit_chunk(chunk_entries(results), get_settings())
-    return {"results": entries, "module": call.module, "function": call.function, **info}
+    body = chunk_result.build(results, call.usage)
+    settings = get_settings()
+    if "results" in body:
+        body["results"] = fit_chunk(body["results"], settings)
+    else:
+        body = fit_lean(body, settings)
+    # The chunk's time in the sandbox: producers size their next chunks by it (worker/producer/sizing.py).
+    body["seconds"] = round(time.perf_counter() - started, 6)
+    return {**body, "module": call.module, "function": call.function, **info}
 
 
 def register(app: Celery) -> None:

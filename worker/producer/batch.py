@@ -1,0 +1,257 @@
+"""A batch as a stream: inputs read lazily, a bounded window of chunks in flight, outcomes in input order.
+
+`BatchStream` takes inputs from any iterable (a generator over a file of any length), cuts them into chunks
+(by count, sizing.py, and by encoded size, chunks.py), keeps at most `window` chunks sent but not yet handed
+to the caller, and yields each input's outcome as soon as every input before it has one. So the producer
+holds at most `window` chunks of inputs and outputs, whatever the batch's length (back-pressure: a caller that
+reads slowly stops the sending). Chunk results are read by polling their keys (one MGET for the window) and
+deleted once read; at the end the batch leaves one summary record (`wasmq:batch:<id>`, for a day).
+
+Items whose outputs did not fit in their chunk's result (`ResultTooLarge`) are sent again in smaller chunks
+(chunks.repack) in the same slot, at most `MAX_RESULT_RERUNS` times. A message that vanished from the broker
+(lost.py) is sent again under its id. An input that is not a string, or that alone exceeds the message limit,
+gets its own `InvalidInput` outcome in its place; a `WasmqError` given as an input is passed through as that
+input's outcome (a line of a file that could not be read).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from celery.states import SUCCESS
+
+from .. import chunk_result
+from ..connections import CONNECTION_ERRORS
+from ..errors import InvalidInput, JobTimeout, ResultTooLarge, WasmqError
+from ..keys import CALL_MANY_TASK, KEY_PREFIX
+from ..outcome import Outcome, to_error
+from . import chunks
+from .results import forget, read_keys
+from .sizing import ChunkSizer
+
+if TYPE_CHECKING:
+    from .client import Client, Sent
+
+MAX_RESULT_RERUNS = 3  # rounds of sending again the items whose outputs did not fit in their chunk's result
+POLL_START_S, POLL_MAX_S = 0.001, 0.05
+SUMMARY_PREFIX = f"{KEY_PREFIX}batch:"
+
+
+@dataclass
+class _Slot:
+    """One chunk's place in the output: its inputs (kept to send again) and their outcomes so far."""
+
+    inputs: list[str]
+    outcomes: list[Outcome | None]
+    open: int = 0  # parts sent and not yet answered
+
+    @property
+    def done(self) -> bool:
+        return self.open == 0
+
+
+@dataclass
+class _Part:
+    """One message in flight: which positions of its slot it carries, and in which round."""
+
+    slot: _Slot
+    positions: list[int]
+    sent: Sent
+    round: int = 0
+
+
+@dataclass
+class Tally:
+    """What a batch did so far: items done, failures by type."""
+
+    done: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+
+    def count(self, outcome: Outcome) -> None:
+        self.done += 1
+        if outcome.error is not None:
+            self.failed[outcome.error.type] += 1
+
+
+class BatchStream:
+    def __init__(
+        self, client: Client, module: str, function: str, inputs: Iterable[str | WasmqError], *,
+        sizer: ChunkSizer, window: int, limits: dict[str, int] | None, usage: str, timeout: float | None,
+    ) -> None:  # fmt: skip
+        self.client, self.module, self.function = client, module, function
+        self.settings = client.settings
+        self.lim = client.check(module, function, limits)
+        self.limits, self.usage, self.sizer = limits, usage, sizer
+        self.window = max(1, window)
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.id = uuid.uuid4().hex
+        self.tally = Tally()
+        self._source = iter(inputs)
+        self._held: str | WasmqError | None = None  # an input read but left for the next chunk
+        self._index = 0  # inputs read so far
+        self._exhausted = False
+        self._slots: deque[_Slot] = deque()
+        self._parts: dict[str, _Part] = {}
+        self._options: dict[int, dict[str, Any]] = {}
+        self._budget = chunks.message_budget(self.settings)
+        self.started = time.time()
+        self._down_since: float | None = None  # when the result backend became unreachable
+
+    def __iter__(self) -> Iterator[Outcome]:
+        delay, last_progress = POLL_START_S, time.monotonic()
+        while True:
+            self._fill()
+            while self._slots and self._slots[0].done:
+                for outcome in self._slots.popleft().outcomes:
+                    assert outcome is not None
+                    self.tally.count(outcome)
+                    yield outcome
+            if not self._slots and self._exhausted:
+                self._store_summary()
+                return
+            if self._collect():
+                delay, last_progress = POLL_START_S, time.monotonic()
+                continue
+            if time.monotonic() - last_progress >= self.settings.stall_check_s:
+                last_progress = time.monotonic()
+                self.client.resender({i: p.sent for i, p in self._parts.items()})(set(self._parts))
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise JobTimeout(f"the batch did not finish within {self.timeout} s ({self.tally.done} done)")
+            time.sleep(delay)
+            delay = min(POLL_MAX_S, delay * 2)
+
+    # -- sending -----------------------------------------------------------------------------------------
+
+    def _next_input(self) -> str | WasmqError | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        try:
+            return next(self._source)
+        except StopIteration:
+            self._exhausted = True
+            return None
+
+    def _fill(self) -> None:
+        """Read and send chunks until the window is full or the inputs run out."""
+        while not self._exhausted and len(self._slots) < self.window:
+            limit = chunks.max_items(self.settings, self.sizer.size())
+            texts: list[str] = []
+            used = 0
+            while len(texts) < limit:
+                item = self._next_input()
+                if item is None:
+                    break
+                refused = self._refusal(item)
+                if refused is not None:
+                    if texts:  # keep the order: this input's slot comes after the chunk being cut
+                        self._held = item
+                        break
+                    self._slots.append(_Slot([], [Outcome.failed(refused)]))
+                    self._index += 1
+                    continue
+                assert isinstance(item, str)
+                cost = chunks.input_cost(item)
+                if texts and used + cost > self._budget:
+                    self._held = item
+                    break
+                texts.append(item)
+                used += cost
+                self._index += 1
+            if texts:
+                slot = _Slot(texts, [None] * len(texts))
+                self._slots.append(slot)
+                self._send(slot, list(range(len(texts))), 0)
+
+    def _refusal(self, item: str | WasmqError) -> WasmqError | None:
+        if isinstance(item, WasmqError):
+            return item
+        if not isinstance(item, str):
+            return InvalidInput(f"input {self._index} must be a string, not {type(item).__name__}")
+        cost = chunks.input_cost(item)
+        return chunks.too_large(self._index, cost, self._budget, self.settings) if cost > self._budget else None
+
+    def _send(self, slot: _Slot, positions: list[int], round: int) -> None:
+        from .client import Sent
+
+        items = len(positions)
+        options = self._options.get(items)
+        if options is None:
+            options = self._options[items] = {**self.client.options(self.lim, items), "queue": self.settings.batch_lane}
+        args: list[Any] = [self.module, self.function, [slot.inputs[p] for p in positions], self.limits]
+        if self.usage != chunk_result.LEAN:
+            args.append(self.usage)
+        sent = Sent(CALL_MANY_TASK, args, options)
+        task_id = self.client.send(sent).id
+        self._parts[task_id] = _Part(slot, positions, sent, round)
+        slot.open += 1
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def _collect(self) -> bool:
+        """Read the finished chunks of the window, fill in their outcomes, delete their results."""
+        if not self._parts:
+            return False
+        ready, self._down_since = read_keys(self.client.app, set(self._parts), self._down_since)
+        for task_id, stored in ready.items():
+            part = self._parts.pop(task_id)
+            part.slot.open -= 1
+            self._answer(part, stored)
+        forget(self.client.app, ready)
+        return bool(ready)
+
+    def _answer(self, part: _Part, stored: dict[str, Any]) -> None:
+        value = stored.get("result")
+        slot, positions = part.slot, part.positions
+        if stored.get("status") != SUCCESS:
+            error = to_error(value)
+            for p in positions:
+                slot.outcomes[p] = Outcome.failed(error)
+            return
+        meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id")} if isinstance(value, dict) else {}
+        read = chunk_result.read(value, len(positions), meta)
+        if isinstance(read, str):
+            error = to_error(read)
+            for p in positions:
+                slot.outcomes[p] = Outcome.failed(error)
+            return
+        if isinstance(value, dict):
+            self.sizer.observe(len(positions), value.get("seconds"))
+        overflow: dict[int, int] = {}
+        for p, outcome in zip(positions, read, strict=True):
+            size = _result_bytes(outcome) if part.round < MAX_RESULT_RERUNS else None
+            if size is not None:
+                overflow[p] = size
+            else:
+                slot.outcomes[p] = outcome
+        if overflow:
+            for group in chunks.repack(slot.inputs, overflow, self.settings):
+                self._send(slot, group, part.round + 1)
+
+    def _store_summary(self) -> None:
+        """The one record a finished batch leaves in Redis (its chunk results are deleted as they are read)."""
+        summary = {
+            "id": self.id, "module": self.module, "function": self.function, "total": self.tally.done,
+            "failed": sum(self.tally.failed.values()), "failed_by_type": dict(self.tally.failed),
+            "started_at": round(self.started, 3), "finished_at": round(time.time(), 3),
+        }  # fmt: skip
+        backend = self.client.app.backend
+        try:
+            backend.client.set(f"{SUMMARY_PREFIX}{self.id}", json.dumps(summary), ex=self.settings.result_ttl_s)
+        except CONNECTION_ERRORS:
+            pass  # a summary is a courtesy: the outcomes were handed over already
+
+
+def _result_bytes(outcome: Outcome) -> int | None:
+    """For an item answered `ResultTooLarge`: the size the worker reported for its result."""
+    if not isinstance(outcome.error, ResultTooLarge):
+        return None
+    size = outcome.error.details.get("encoded_bytes")
+    return int(size) if isinstance(size, int) and size > 0 else 1
