@@ -173,6 +173,11 @@ class Settings:
         """The queues a worker takes from, in the order it prefers them: single jobs, then batch chunks."""
         return (self.queue, self.batch_lane)
 
+    def home_queue(self, name: str | None) -> str:
+        """The queue a message taken from queue `name` counts under (stats, metrics): the batch lane's
+        count under the queue it serves."""
+        return self.queue if not name or name == self.batch_lane else name
+
     @property
     def sentinel(self) -> SentinelOptions | None:
         """What `connect` needs besides a `sentinel://` URL; None when no master is named."""

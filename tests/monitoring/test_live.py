@@ -61,9 +61,9 @@ def test_metrics_and_status_report_exactly_the_jobs_that_ran(monitored: Monitore
     def metrics_settled() -> list[tuple[str, dict[str, str], float]]:
         samples = monitored.samples()
         assert by_labels(samples, "wasmq_jobs_total", "module", "function", "outcome") == EXPECTED_JOBS
-        queue = (monitored.settings.queue,)
-        assert by_labels(samples, "wasmq_queue_depth", "queue") == {queue: 0.0}  # read in the background
-        assert by_labels(samples, "wasmq_dead_letter_size", "queue") == {queue: EXPECTED_DEAD}
+        lanes = {(lane,): 0.0 for lane in monitored.settings.lanes}  # single jobs and the batch lane
+        assert by_labels(samples, "wasmq_queue_depth", "queue") == lanes  # read in the background
+        assert by_labels(samples, "wasmq_dead_letter_size", "queue") == {(monitored.settings.queue,): EXPECTED_DEAD}
         return samples
 
     samples = eventually(metrics_settled)
@@ -81,7 +81,7 @@ def test_metrics_and_status_report_exactly_the_jobs_that_ran(monitored: Monitore
 
     status = monitored.status()
     assert status["queue"] == monitored.settings.queue
-    assert status["queues"] == {monitored.settings.queue: {"waiting": 0}}
+    assert status["queues"] == {lane: {"waiting": 0} for lane in monitored.settings.lanes}
     assert status["dead_letters"] == EXPECTED_DEAD
     assert [w["name"] for w in status["workers"]] == [node] and status["in_flight"] == 0
     rows = {(r["module"], r["function"]): r for r in status["modules"]}

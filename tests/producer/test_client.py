@@ -20,6 +20,7 @@ from worker.keys import CALL_MANY_TASK, CALL_TASK
 from worker.producer.client import Client
 
 QUEUE = "wasmq-unit"
+BATCH = f"{QUEUE}.batch"  # where chunks go (Settings.batch_lane)
 
 
 @pytest.fixture
@@ -37,9 +38,10 @@ def client(fake_server: fakeredis.FakeServer) -> Iterator[Client]:
         yield c
 
 
-def queued(server: fakeredis.FakeServer) -> list[dict[str, Any]]:
-    """The messages waiting in the queue, oldest first, decoded from JSON (never unpickled)."""
-    raw = fakeredis.FakeRedis(server=server).lrange(QUEUE, 0, -1)
+def queued(server: fakeredis.FakeServer, lane: str = QUEUE) -> list[dict[str, Any]]:
+    """The messages waiting in a queue (single jobs, or the batch lane), oldest first, decoded from JSON
+    (never unpickled)."""
+    raw = fakeredis.FakeRedis(server=server).lrange(lane, 0, -1)
     messages = [json.loads(m) for m in reversed(raw)]
     for message in messages:
         assert message["content-type"] == "application/json"
@@ -62,7 +64,8 @@ def test_map_chunks_inputs_in_order(client: Client, fake_server: fakeredis.FakeS
     names = [f"n{i}" for i in range(25)]
     with pytest.raises(JobTimeout, match="did not finish"):
         client.map("greeting", "greet", names, chunk_size=10, timeout=0.01)
-    messages = queued(fake_server)
+    assert queued(fake_server) == []  # chunks never wait in front of single jobs
+    messages = queued(fake_server, BATCH)
     assert [m["headers"]["task"] for m in messages] == [CALL_MANY_TASK] * 3
     assert [m["decoded"][0][2] for m in messages] == [names[0:10], names[10:20], names[20:25]]
 
@@ -87,7 +90,7 @@ def test_bad_requests_are_refused_before_enqueue(
 ) -> None:
     with pytest.raises(error, match=match):
         call(client)
-    assert queued(fake_server) == []
+    assert queued(fake_server) == [] and queued(fake_server, BATCH) == []
 
 
 @pytest.fixture
@@ -104,7 +107,7 @@ def test_map_cuts_chunks_by_encoded_size_so_no_message_is_over_the_limit(
     inputs = ["\x01" * 2000] * 40 + ["plain"] * 10  # 12 KB of JSON each: 40 of them are 480 KB
     with pytest.raises(JobTimeout):
         small_client.map("greeting", "greet", inputs, chunk_size=100, timeout=0.01)
-    messages = queued(fake_server)
+    messages = queued(fake_server, BATCH)
     assert len(messages) > 7
     assert all(len(base64.b64decode(m["body"])) <= small_client.settings.max_message_bytes for m in messages)
     assert [item for m in messages for item in m["decoded"][0][2]] == inputs  # all of them, in order
@@ -116,5 +119,44 @@ def test_an_input_too_large_to_send_fails_alone(small_client: Client, fake_serve
     assert queued(fake_server) == []
     with pytest.raises(JobTimeout):
         small_client.map("greeting", "greet", ["a", "\x01" * 20_000, "b"], timeout=0.01)
-    [message] = queued(fake_server)
+    [message] = queued(fake_server, BATCH)
     assert message["decoded"][0][2] == ["a", "b"]
+
+
+def test_imap_reads_a_generator_lazily_and_keeps_the_window(client: Client, fake_server: fakeredis.FakeServer) -> None:
+    """No worker answers here: the stream sends `window` chunks, then waits, reading no further input."""
+    read: list[int] = []
+
+    def endless() -> Iterator[str]:
+        i = 0
+        while True:
+            read.append(i)
+            yield f"n{i}"
+            i += 1
+
+    stream = client.imap("greeting", "greet", endless(), chunk_size=10, window=3, timeout=0.05)
+    assert read == []  # nothing is read before the caller asks for the first outcome
+    with pytest.raises(JobTimeout, match="did not finish"):
+        next(stream)
+    messages = queued(fake_server, BATCH)
+    assert [m["decoded"][0][2] for m in messages] == [[f"n{i}" for i in range(k, k + 10)] for k in (0, 10, 20)]
+    assert len(read) == 30
+
+
+def test_imap_sizes_chunks_small_first_then_by_what_they_took() -> None:
+    from worker.producer.sizing import START, ChunkSizer
+
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", chunk_size=500, chunk_target_s=0.25)
+    sizer = ChunkSizer(settings)
+    assert sizer.size() == START
+    sizer.observe(START, 0.0001)  # fast items: grows, at most fourfold a step, never above chunk_size
+    assert sizer.size() == 4 * START
+    for _ in range(5):
+        sizer.observe(sizer.size(), 0.0001 * sizer.size() / START)
+    assert sizer.size() == 500
+    for _ in range(10):
+        sizer.observe(sizer.size(), sizer.size() * 0.05)  # 50 ms an item: five items make 0.25 s
+    assert 5 <= sizer.size() <= 8
+    fixed = ChunkSizer(settings, fixed=7)
+    fixed.observe(7, 100.0)
+    assert fixed.size() == 7

@@ -52,11 +52,12 @@ def test_the_schema_names_what_the_code_names() -> None:
     assert defs["error"]["properties"]["message"]["maxLength"] == MAX_ERROR_MESSAGE + 3
     for name, params in PARAMETERS.items():
         body = defs["callBody" if name == CALL_TASK else "callManyBody"]
-        assert f"{name}({', '.join(params[:3])}, {params[3]}=null)" in body["description"]
+        assert f"{name}({', '.join([*params[:3], *(f'{p}=null' for p in params[3:])])})" in body["description"]
 
 
-VALID = {"module": "greeting", "function": "greet", "input": "x", "inputs": ["x", "y"], "limits": {"fuel": 10}}
-WRONG = {"module": 7, "function": ["greet"], "input": {"a": 1}, "inputs": "xy", "limits": [1]}
+VALID = {"module": "greeting", "function": "greet", "input": "x", "inputs": ["x", "y"], "limits": {"fuel": 10},
+         "usage": "items"}  # fmt: skip
+WRONG = {"module": 7, "function": ["greet"], "input": {"a": 1}, "inputs": "xy", "limits": [1], "usage": "all"}
 
 
 def _variants() -> list[tuple[str, list[Any], dict[str, Any]]]:

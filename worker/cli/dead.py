@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..errors import NotRequeueable, UsageError
+from ..keys import CALL_MANY_TASK
 from ..queue.dead_letters import DeadLetter, DeadLetters
 from .common import Parser, SubParsers, print_json
 
@@ -47,9 +48,9 @@ def requeue(client: Client, entry: DeadLetter) -> None:
         raise NotRequeueable(
             f"dead letter {entry.id} cannot be requeued: it holds no complete task message ({entry.reason})"
         )
-    client.app.send_task(
-        entry.task, args=entry.args, kwargs=entry.kwargs or {}, task_id=entry.id, queue=client.settings.queue
-    )
+    settings = client.settings
+    queue = settings.batch_lane if entry.task == CALL_MANY_TASK else settings.queue
+    client.app.send_task(entry.task, args=entry.args, kwargs=entry.kwargs or {}, task_id=entry.id, queue=queue)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -107,7 +107,8 @@ class WorkerCollector:
         """Read queue depths and dead-letter sizes from the broker and Redis."""
         try:
             depths = queue_depths(self.settings, self.queues)
-            dead = dead_letter_sizes(self.settings, self.queues)
+            # Dead letters and their counts are kept per queue served; the batch lane's count under its queue.
+            dead = dead_letter_sizes(self.settings, sorted({self.settings.home_queue(q) for q in self.queues}))
             dead_nodes = nodes.read_for(self.settings, self.queues, limit=0)
         finally:
             with self._lock:

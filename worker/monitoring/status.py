@@ -45,7 +45,7 @@ def gather(settings: Settings, app: Celery, *, timeout: float = 1.0, near: float
     except (OperationalError, OSError) as exc:
         raise BrokerUnavailable(redact(f"broker unreachable at {settings.broker}: {exc}")) from None
     workers = []
-    queues = {settings.queue}
+    queues = set(settings.lanes)  # single jobs and the batch lane, whichever workers are up
     deadlines = []
     for node, answer in sorted(answers.items()):
         if settings.queue not in (answer.get("queues") or []):

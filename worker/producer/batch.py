@@ -101,6 +101,7 @@ class BatchStream:
         self._parts: dict[str, _Part] = {}
         self._options: dict[int, dict[str, Any]] = {}
         self._budget = chunks.message_budget(self.settings)
+        client.options(self.lim, sizer.largest)  # a chunk size the time limits cannot allow: refused now
         self.started = time.time()
         self._down_since: float | None = None  # when the result backend became unreachable
 
@@ -140,35 +141,35 @@ class BatchStream:
             return None
 
     def _fill(self) -> None:
-        """Read and send chunks until the window is full or the inputs run out."""
+        """Read and send chunks until the window is full or the inputs run out. A refused input takes its
+        place in the chunk's slot with its outcome already known, and is not sent."""
         while not self._exhausted and len(self._slots) < self.window:
             limit = chunks.max_items(self.settings, self.sizer.size())
             texts: list[str] = []
+            outcomes: list[Outcome | None] = []
+            positions: list[int] = []
             used = 0
-            while len(texts) < limit:
+            while len(positions) < limit:
                 item = self._next_input()
                 if item is None:
                     break
                 refused = self._refusal(item)
-                if refused is not None:
-                    if texts:  # keep the order: this input's slot comes after the chunk being cut
+                if refused is None:
+                    assert isinstance(item, str)
+                    cost = chunks.input_cost(item)
+                    if positions and used + cost > self._budget:
                         self._held = item
                         break
-                    self._slots.append(_Slot([], [Outcome.failed(refused)]))
-                    self._index += 1
-                    continue
-                assert isinstance(item, str)
-                cost = chunks.input_cost(item)
-                if texts and used + cost > self._budget:
-                    self._held = item
-                    break
-                texts.append(item)
-                used += cost
+                    positions.append(len(texts))
+                    used += cost
+                texts.append(item if refused is None else "")
+                outcomes.append(None if refused is None else Outcome.failed(refused))
                 self._index += 1
             if texts:
-                slot = _Slot(texts, [None] * len(texts))
+                slot = _Slot(texts, outcomes)
                 self._slots.append(slot)
-                self._send(slot, list(range(len(texts))), 0)
+                if positions:
+                    self._send(slot, positions, 0)
 
     def _refusal(self, item: str | WasmqError) -> WasmqError | None:
         if isinstance(item, WasmqError):

@@ -128,7 +128,7 @@ def _count(verdict: Verdict, error: WasmqError, queue: str | None) -> None:
     try:
         state = current()
         module, function = labels(verdict.module, verdict.function)
-        state.recorder.job(queue or state.settings.queue, module, function, error.type, duration_s=None, fuel=None,
+        state.recorder.job(state.settings.home_queue(queue), module, function, error.type, duration_s=None, fuel=None,
                            n=verdict.items)  # fmt: skip
     except Exception:
         log.exception("could not count a refused message")

@@ -99,7 +99,7 @@ def _context(task: Any) -> dict[str, Any]:
     return {
         "worker": getattr(request, "hostname", None) or current().node,
         "attempt": int(getattr(request, "retries", 0) or 0) + 1,
-        "queue": delivery.get("routing_key") or current().settings.queue,
+        "queue": current().settings.home_queue(delivery.get("routing_key")),
         "redelivered": bool(delivery.get("redelivered")),
     }
 
@@ -292,7 +292,7 @@ def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: o
         args, kwargs = getattr(request, "args", None), getattr(request, "kwargs", None)
         module, function, items = _call_args(sender.name, args, kwargs)
         delivery = getattr(request, "delivery_info", None) or {}
-        queue = delivery.get("routing_key") or current().settings.queue
+        queue = current().settings.home_queue(delivery.get("routing_key"))
         lm, lf = labels(module, function)
         current().recorder.retry(queue, lm, lf, "WorkerLost", n=items)
         log.warning(
