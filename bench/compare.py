@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "bench"))
 
+import filebatch  # noqa: E402
 from celery.result import ResultSet  # noqa: E402
 
 from worker.config import Settings  # noqa: E402
@@ -442,6 +443,8 @@ def print_report(result: dict[str, Any]) -> None:
             f"   wasmq pool RSS: after warm-up {q['wasmq_pool_rss_mb_after_warmup']}, at the end "
             f"{q['wasmq_pool_rss_mb_at_end']}; node start to first job {q['wasmq_node_start_to_first_job_s']} s"
         )
+    if "file_batch" in result:
+        filebatch.print_file_batch(result["file_batch"])
 
 
 def print_queue(result: dict[str, Any]) -> None:
@@ -494,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-queue", action="store_true", help="only the in-process measurements (d)")
     parser.add_argument("--skip-in-process", action="store_true", help="only the queue phases (a1, a2, b, c)")
     parser.add_argument("--no-b0", dest="b0", action="store_false", help="skip the informational phase b0")
+    parser.add_argument("--batch-lines", type=int, help="lines of the file batch (e); 0: skip it")
+    parser.add_argument("--batch-big-lines", type=int, help="lines of the large file batch (producer RSS); 0: skip")
+    parser.add_argument("--before", help="another checkout whose `wasmq batch` runs in phase e too (before/after)")
+    parser.add_argument("--only-file-batch", action="store_true", help="only the file batch (e)")
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -503,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         "latency": 100 if quick else 300,
         "leak_calls": 20_000 if quick else 100_000,
         "leak_jobs": 0 if quick else 100_000,
+        "batch_lines": 200_000 if quick else 1_000_000,
+        "batch_big_lines": 1_000_000 if quick else 10_000_000,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -519,7 +528,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "settings": {k: v for k, v in vars(args).items() if k not in ("json",)},
     }
+    if args.only_file_batch:
+        args.skip_in_process = args.skip_queue = True
     with tempfile.TemporaryDirectory(prefix="wasmq-compare-") as tmp:
+        if args.batch_lines:
+            with redis_url() as (url, ours):
+                print(f"file batch (e) on {'embedded ' if ours else ''}Redis {url.split('@')[-1]} ...", file=sys.stderr)
+                result["file_batch"] = filebatch.run_file_batch(args, url, Path(tmp), ROOT)
         if not args.skip_in_process:
             print("in-process measurements (d) ...", file=sys.stderr)
             result["in_process"] = in_process(args, Path(tmp))

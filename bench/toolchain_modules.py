@@ -26,12 +26,12 @@ import wasmtime.component as wc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from worker.spec import Limits  # noqa: E402
-from worker.sandbox.component.runner import ComponentRunner  # noqa: E402
 from worker.sandbox.component.loader import check_component  # noqa: E402
+from worker.sandbox.component.runner import ComponentRunner  # noqa: E402
+from worker.sandbox.component.wit import load_world  # noqa: E402
 from worker.sandbox.engine import EpochTicker, make_engine  # noqa: E402
 from worker.sandbox.extism import ExtismRunner, check_plugin  # noqa: E402
-from worker.sandbox.component.wit import load_world  # noqa: E402
+from worker.spec import Limits  # noqa: E402
 
 MODULES = {
     "greeting_extism": ("modules/greeting_extism/greeting_extism.wasm", "extism"),

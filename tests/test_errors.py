@@ -29,7 +29,6 @@ from worker.errors import (
     PublishConflict,
     PublishDenied,
     RegistryUnavailable,
-    ResultsMissing,
     ResultTooLarge,
     UsageError,
     WasmqError,
@@ -42,7 +41,6 @@ RETRYABLE: set[type[WasmqError]] = {
     WorkerLost,
     BrokerUnavailable,
     JobTimeout,
-    ResultsMissing,
     RegistryUnavailable,
     ResultTooLarge,
 }

@@ -141,13 +141,6 @@ class JobTimeout(WasmqError):
     retryable = True
 
 
-class ResultsMissing(WasmqError):
-    """A batch finished waiting with some inputs' results never stored (nothing was silently dropped)."""
-
-    type = "ResultsMissing"
-    retryable = True
-
-
 class PublishConflict(WasmqError):
     """This `name@version` is already published with other content; published versions are immutable."""
 
@@ -208,7 +201,6 @@ ERROR_TYPES: dict[str, type[WasmqError]] = {
         ConfigError,
         BrokerUnavailable,
         JobTimeout,
-        ResultsMissing,
         PublishConflict,
         PublishDenied,
         RegistryUnavailable,

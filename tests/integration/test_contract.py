@@ -36,7 +36,7 @@ def capture(queue_settings: Settings) -> Iterator[tuple[Settings, redis.Redis]]:
     settings = queue_settings.with_(queue=f"{queue_settings.queue}-capture")
     with redis.Redis.from_url(settings.redis_url) as r:
         yield settings, r
-        r.delete(settings.queue)
+        r.delete(*settings.lanes)
 
 
 def plain_celery(settings: Settings) -> Celery:
@@ -76,8 +76,9 @@ def _produce(capture: tuple[Settings, redis.Redis]) -> dict[str, bytes]:
         entries = {}
         for name, send in made.items():
             send()
-            while (entry := r.rpop(settings.queue)) is not None:
-                entries[f"{name} #{len(entries)}"] = entry
+            for lane in settings.lanes:  # single jobs, and the batch lane the client sends chunks to
+                while (entry := r.rpop(lane)) is not None:
+                    entries[f"{name} #{len(entries)}"] = entry
         foreign.close()
     return entries
 
@@ -123,10 +124,10 @@ def test_real_messages_and_their_results_keep_the_contract(
     kinds = {name.split(" #")[0]: meta for name, meta in stored.items()}
     assert kinds["client submit"]["result"]["output"] == "Hello World, Alice!"
     assert kinds["client submit, a trap"]["result"]["exc_type"] == "ModuleTrap"
-    chunk = kinds["client map"]["result"]["results"]
-    assert [e["ok"] for e in chunk] == [True, True, False] and chunk[2]["error"]["type"] == "InvalidInput"
-    assert [e["output"] for e in kinds["celery send_task by name"]["result"]["results"]] == [
-        "Hello World, c!", "Hello World, d!"]  # fmt: skip
+    chunk = kinds["client map"]["result"]  # the lean shape: outputs, errors by index, one usage
+    assert chunk["outputs"] == ["Hello World, a!", "Hello World, b!", None] and chunk["usage"]["fuel"] > 0
+    assert [(i, e["type"]) for i, e in chunk["errors"]] == [(2, "InvalidInput")]
+    assert kinds["celery send_task by name"]["result"]["outputs"] == ["Hello World, c!", "Hello World, d!"]
     assert kinds["celery send_task mixed"]["result"]["output"] == "Hello World, Cy!"
     assert kinds["celery send_task, an unknown name"]["result"]["exc_type"] == "InvalidInput"
     assert kinds["kombu by hand"]["result"]["output"] == "Hello World, Di!"

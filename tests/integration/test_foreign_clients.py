@@ -33,7 +33,7 @@ def test_celery_node_sends_jobs_and_reads_results_and_errors(queue_settings: Set
     rows = {row["name"]: row for row in map(json.loads, done.stdout.splitlines())}
     assert rows["greet"]["status"] == "SUCCESS"
     assert rows["greet"]["result"]["output"] == "Hello World, Zoë from Node!"
-    assert [e["output"] for e in rows["many"]["result"]["results"]] == ["Hello World, Ada!", "Hello World, José!"]
+    assert rows["many"]["result"]["outputs"] == ["Hello World, Ada!", "Hello World, José!"]
     for name, error_type in [
         ("trap", "ModuleTrap"),
         ("unknown-module", "ModuleNotFound"),
@@ -72,7 +72,7 @@ def test_chord_with_a_wasmq_callback(plain: Celery, worker: WorkerProcess) -> No
     header = [call(plain, n) for n in ["a", "b"]]
     body = signature("wasmq.call_many", args=["greeting", "greet", ["done"], None], app=plain, immutable=True)
     result = chord(header)(body)
-    assert [e["output"] for e in result.get(timeout=60)["results"]] == ["Hello World, done!"]
+    assert result.get(timeout=60)["outputs"] == ["Hello World, done!"]
 
 
 def test_a_typed_error_reaches_a_plain_celery_client(plain: Celery, worker: WorkerProcess) -> None:

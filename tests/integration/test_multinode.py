@@ -145,7 +145,7 @@ class BacklogBatch:
     def __init__(self, cluster: Cluster, control: Client, inputs: list[str]) -> None:
         self.cluster, self.control, self.inputs = cluster, control, inputs
         self.settings = cluster.settings.with_(queue=f"{cluster.settings.queue}-batch-{uuid.uuid4().hex[:6]}")
-        self.queue = self.settings.queue
+        self.queue = self.settings.batch_lane  # where its chunks wait
         self.messages = -(-len(inputs) // CHUNK)
         self.outcomes: list[Outcome] | None = None
         self.error: BaseException | None = None
@@ -162,7 +162,7 @@ class BacklogBatch:
 
     def env(self, index: int) -> dict[str, str]:
         """The environment of a node that consumes this batch's queue."""
-        return {**self.cluster.envs[index], "WASMQ_QUEUE": self.queue}
+        return {**self.cluster.envs[index], "WASMQ_QUEUE": self.settings.queue}
 
     def start(self) -> None:
         """Send the whole batch; return once all of it is queued (no node takes from this queue yet)."""

@@ -119,8 +119,9 @@ def rabbit_queues(amqp_url: str) -> Iterator[list[str]]:
 
 
 def new_queue(rabbit_queues: list[str], tag: str) -> str:
+    """A queue name of this module's, and its batch lane (Settings.batch_lane), both deleted at the end."""
     name = f"wasmq-test-amqp-{tag}-{uuid.uuid4().hex[:8]}"
-    rabbit_queues.append(name)
+    rabbit_queues.extend([name, f"{name}.batch"])
     return name
 
 
@@ -212,17 +213,17 @@ def test_node_killed_mid_batch_its_jobs_are_redelivered_at_once(
             victim, survivor = nodes
             batch.start()
             deadline = time.monotonic() + 60
-            while not _declared_with(amqp_url, settings.queue, messages):
+            while not _declared_with(amqp_url, settings.batch_lane, messages):
                 assert time.monotonic() < deadline and batch.is_alive(), f"the batch was not queued: {result}"
                 time.sleep(0.05)
             for node in (victim, survivor):
                 added = control.app.control.add_consumer(
-                    settings.queue, destination=[node.node], reply=True, timeout=10
+                    settings.batch_lane, destination=[node.node], reply=True, timeout=10
                 )
                 assert len(added) == 1, added
                 if node is victim:
                     held = freeze_holding_a_job(victim)
-        while (queued := ready_messages(amqp_url, settings.queue)) > messages * 4 // 5:
+        while (queued := ready_messages(amqp_url, settings.batch_lane)) > messages * 4 // 5:
             assert time.monotonic() < deadline, "the survivor does not take jobs"
             time.sleep(0.002)
         victim.kill_node(signal.SIGKILL)

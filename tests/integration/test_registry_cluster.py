@@ -135,7 +135,7 @@ def node_queue(cluster: Cluster, client: Client, node: WorkerProcess) -> str:
 def send(client: Client, queue: str, module: str, function: str, text: str) -> Job:
     """A job sent as it is, unchecked by this producer's catalog (a foreign producer, or a stale one)."""
     sent = Sent(CALL_TASK, [module, function, text, None], {"queue": queue, "time_limit": 60, "soft_time_limit": 50})
-    return Job(client._send(sent), client, sent)
+    return Job(client.send(sent), client, sent)
 
 
 def first_served(client: Client, queue: str, module: str, function: str = "greet", timeout: float = 60) -> float:

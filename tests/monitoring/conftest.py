@@ -79,7 +79,7 @@ def celery_worker(env: dict[str, str], *, log_dir: Path, name: str, concurrency:
     node = WorkerProcess(env, log_dir=log_dir, concurrency=concurrency, name=name)
     node.command = [
         sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool=prefork",
-        f"--concurrency={concurrency}", f"--hostname={node.node}", f"--queues={env['WASMQ_QUEUE']}",
+        f"--concurrency={concurrency}", f"--hostname={node.node}",  # both lanes, as the app lists them
         "--loglevel=INFO", "--task-events",
     ]  # fmt: skip
     return node

@@ -10,7 +10,7 @@ import pytest
 from worker.bounds import encoded_size
 from worker.config import Settings
 from worker.errors import InvalidOutput
-from worker.queue.fitting import RESULT_OVERHEAD, check_output, fit_chunk, result_budget
+from worker.queue.fitting import RESULT_OVERHEAD, check_output, fit_chunk, fit_lean, result_budget
 
 SETTINGS = Settings(max_result_bytes=256 * 1024)
 BUDGET = result_budget(SETTINGS)
@@ -72,3 +72,27 @@ def test_error_entries_are_measured_too() -> None:
 
 def test_the_budget_leaves_room_for_celerys_result_meta() -> None:
     assert BUDGET == SETTINGS.max_result_bytes - RESULT_OVERHEAD
+
+
+def lean(outputs: list[str | None], errors: list[list[object]] | None = None) -> dict[str, object]:
+    return {"outputs": outputs, "errors": errors or [], "usage": {"fuel": 1, "wall_ms": 1.0, "memory_bytes": 0}}
+
+
+def test_a_small_lean_chunk_is_left_alone() -> None:
+    body = lean([f"Hello World, {i}!" for i in range(500)])
+    assert fit_lean(body, SETTINGS) is body
+
+
+def test_lean_outputs_that_do_not_fit_become_errors_in_place_and_the_result_fits() -> None:
+    outputs: list[str | None] = ["\x01" * 10_000 for _ in range(10)]  # 60 KB of JSON each
+    fitted = fit_lean(lean([*outputs, None], [[10, {"type": "ModuleTrap", "message": "x", "retryable": False}]]),
+                      SETTINGS)  # fmt: skip
+    kept = [o for o in fitted["outputs"] if o is not None]  # type: ignore[attr-defined]
+    assert kept == outputs[: len(kept)] and 0 < len(kept) < 10
+    errors = dict(fitted["errors"])  # type: ignore[call-overload]
+    assert errors[10]["type"] == "ModuleTrap"  # the error it had stays, in order
+    assert sorted(errors) == list(range(len(kept), 11))
+    assert {errors[i]["type"] for i in range(len(kept), 10)} == {"ResultTooLarge"}
+    assert encoded_size(fitted) <= BUDGET
+    one = fit_lean(lean(["\x01" * 50_000]), SETTINGS)  # 300 KB alone: can fit in no chunk
+    assert one["outputs"] == [None] and one["errors"][0][1]["type"] == "InvalidOutput"  # type: ignore[index]

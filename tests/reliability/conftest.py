@@ -105,9 +105,11 @@ class Scenario:
                 time.sleep(0.003)
 
     def held(self) -> int:
-        """Unacknowledged messages of this scenario's queue still recorded (kombu's `unacked` hash)."""
+        """Unacknowledged messages of this scenario's queue and its batch lane still recorded (kombu's
+        `unacked` hash)."""
+        lanes = self.settings.lanes
         with self.redis() as client:
-            return sum(1 for _, raw in client.hscan_iter("unacked", count=1000) if _routed_to(raw, self.settings.queue))
+            return sum(1 for _, raw in client.hscan_iter("unacked", count=1000) if _routed_to(raw, lanes))
 
     def start_worker(self, client: Client, concurrency: int = 2, env: dict[str, str] | None = None) -> WorkerProcess:
         worker = WorkerProcess(env or self.env, log_dir=self.log_dir, concurrency=concurrency, name=self.name)
@@ -200,9 +202,9 @@ class ResentCounter(logging.Handler):
         logging.getLogger("wasmq.client").removeHandler(self)
 
 
-def _routed_to(raw: bytes, queue: str) -> bool:
+def _routed_to(raw: bytes, queues: tuple[str, ...]) -> bool:
     try:
-        return bool(json.loads(raw)[2] == queue)
+        return bool(json.loads(raw)[2] in queues)
     except (ValueError, IndexError, TypeError):
         return False
 

@@ -65,7 +65,7 @@ def broker(request: pytest.FixtureRequest, redis_url: str, cache_dir: Path, tmp_
         url = request.getfixturevalue("amqp_url")
         queues: list[str] = request.getfixturevalue("rabbit_queues")
         settings = sc.settings.with_(broker_url=url)
-        queues.append(settings.queue)
+        queues.extend(settings.lanes)
         from tests.support.workers import env_for
 
         sc = Scenario(name=sc.name, settings=settings, env=env_for(settings), log_dir=tmp_path)
@@ -165,7 +165,7 @@ def test_a_second_message_under_the_id_of_a_running_job_changes_nothing(broker: 
                       "the impostor's dead letter")  # fmt: skip
         assert entry.id.startswith(f"{slow.id}-duplicate-")  # an entry of its own: the job's id stays the job's
         result = slow.get(timeout=60)  # the real job's own result, not the impostor's
-        assert [e["error"]["type"] for e in result["results"]] == ["DeadlineExceeded"] * 6
+        assert [e["type"] for _, e in result["errors"]] == ["DeadlineExceeded"] * 6
         assert worker.alive()
 
 

@@ -162,7 +162,7 @@ class BatchStream:
                         break
                     positions.append(len(texts))
                     used += cost
-                texts.append(item if refused is None else "")
+                texts.append(item if isinstance(item, str) and refused is None else "")
                 outcomes.append(None if refused is None else Outcome.failed(refused))
                 self._index += 1
             if texts:

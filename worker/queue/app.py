@@ -25,6 +25,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from kombu.entity import Exchange, Queue
 
 from ..config import Settings, get_settings
 from ..connections import is_redis_url, is_sentinel_url, sentinel_url
@@ -68,6 +69,11 @@ def _result_backend(settings: Settings, producer: bool) -> str:
     if not is_redis_url(url):
         return url
     return f"{POLLING_BACKEND if producer else WORKER_BACKEND}+{url}"
+
+
+def _lane(name: str) -> Queue:
+    """A queue as Celery declares one it is sent to by name: a direct exchange of its name, its name as key."""
+    return Queue(name, Exchange(name, "direct"), routing_key=name)  # type: ignore[no-untyped-call]
 
 
 def make_app(settings: Settings, *, producer: bool = False) -> Celery:
@@ -114,6 +120,8 @@ def make_app(settings: Settings, *, producer: bool = False) -> Celery:
         task_publish_retry_policy={"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 2},
         worker_consumer="worker.queue.consumer:WasmqConsumer",
         task_default_queue=settings.queue,
+        # Both lanes, single jobs first: what `celery -A worker.app worker` consumes without -Q, in this order.
+        task_queues=[_lane(name) for name in settings.lanes],
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=max(1, settings.task_time_limit_s - 5),
         result_expires=settings.result_ttl_s,
