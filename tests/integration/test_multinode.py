@@ -144,9 +144,11 @@ class BacklogBatch:
 
     def __init__(self, cluster: Cluster, control: Client, inputs: list[str]) -> None:
         self.cluster, self.control, self.inputs = cluster, control, inputs
-        self.settings = cluster.settings.with_(queue=f"{cluster.settings.queue}-batch-{uuid.uuid4().hex[:6]}")
-        self.queue = self.settings.batch_lane  # where its chunks wait
         self.messages = -(-len(inputs) // CHUNK)
+        # A window as large as the batch: all of it is queued before any node takes from it.
+        self.settings = cluster.settings.with_(queue=f"{cluster.settings.queue}-batch-{uuid.uuid4().hex[:6]}",
+                                               batch_window=self.messages)  # fmt: skip
+        self.queue = self.settings.batch_lane  # where its chunks wait
         self.outcomes: list[Outcome] | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

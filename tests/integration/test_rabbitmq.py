@@ -186,10 +186,11 @@ def test_node_killed_mid_batch_its_jobs_are_redelivered_at_once(
 ) -> None:
     """SIGKILL of a whole node: RabbitMQ sees its connection close and requeues its unacknowledged
     messages immediately (with Redis they wait for the visibility timeout; see test_multinode.py)."""
-    settings = rabbit_settings.with_(queue=new_queue(rabbit_queues, "sigkill"))
     inputs = [f"rabbit-{i}" for i in range(2000)]
     chunk = 10
     messages = -(-len(inputs) // chunk)
+    # A window as large as the batch: all of it is queued before any node takes from it.
+    settings = rabbit_settings.with_(queue=new_queue(rabbit_queues, "sigkill"), batch_window=messages)
     result: dict[str, Any] = {}
 
     def run() -> None:

@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     failed: Counter[str] = Counter()
     done = 0
     with ExitStack() as stack:
-        stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _interrupt))
+        stop = _Stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            stack.callback(signal.signal, sig, signal.signal(sig, stop))
         lines = stack.enter_context(input_lines(args.file))
         start = resume(Path(args.out), lines, source=args.file) if args.resume else 0
         out: IO[str] = sys.stdout
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 usage="items" if args.item_usage else "chunk", **limits_from(args),
             )  # fmt: skip
             for outcome in outcomes:
+                stop.safe = False  # a row is written whole, or not at all
                 out.write(row(done, pending.popleft(), outcome))
                 done += 1
                 if outcome.error is not None:
@@ -78,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
                 if time.monotonic() - flushed >= FLUSH_EVERY_S:
                     out.flush()
                     flushed = time.monotonic()
+                stop.safe = True
+                if stop.asked:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             out.flush()
             print(f"interrupted after {done} rows; continue with --resume", file=sys.stderr)
@@ -94,5 +100,15 @@ def _remembering(lines: Iterable[Line], pending: deque[Line]) -> Iterator[Line]:
         yield item
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends a batch as Ctrl-C does: rows so far flushed, --resume continues
+class _Stop:
+    """SIGINT and SIGTERM end a batch: rows so far flushed, `--resume` continues. The handler leaves a mark
+    that the loop checks after each row, and raises KeyboardInterrupt at once only while the batch waits for
+    outcomes (never in the middle of writing a row; and a raise inside a finalizer would be swallowed)."""
+
+    asked = False
+    safe = True
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.asked = True
+        if self.safe:
+            raise KeyboardInterrupt

@@ -163,9 +163,12 @@ class Liveness:
     def _declare_dead(self, node: str, info: dict[str, Any], returned: list[HandedBack]) -> list[nodes.DeadNode]:
         listed = info.get("queues")
         named = [q for q in listed if isinstance(q, str)] if isinstance(listed, list) else []
-        queues = sorted({*named, *(q for r in returned for q in r.queues)})
+        # One event per queue served: a batch lane's messages count under the queue it serves (Settings.lanes).
+        home = self.settings.home_queue
+        queues = sorted({*map(home, named), *(home(q) for r in returned for q in r.queues)})
         now = time.time()
-        events = [self._event(node, info, [r for r in returned if queue in r.queues], now) for queue in queues]
+        events = [self._event(node, info, [r for r in returned if queue in map(home, r.queues)], now)
+                  for queue in queues]  # fmt: skip
         alive_key = node_alive_key(node)
 
         recorded: list[nodes.DeadNode] = []
