@@ -130,10 +130,23 @@ def check_component(
         if index is None:  # the type lists it, so this would be a wasmtime bug
             raise ModuleRejected(f"module {ref}: export {name!r} has no export index")
         indexes[name] = index
-    meter = component.get_export_index(METER_EXPORT)  # the host's: a component exporting the name is refused
     return LoadedComponent(
-        ref=ref, component=component, world=world, functions=indexes, wasi=wasi, capabilities=caps, meter=meter
+        ref=ref,
+        component=component,
+        world=world,
+        functions=indexes,
+        wasi=wasi,
+        capabilities=caps,
+        meter=_meter(component, exports[METER_EXPORT].ty if METER_EXPORT in exports else None),
     )
+
+
+def _meter(component: wc.Component, ftype: wc.ComponentItem | None) -> wc.ExportIndex | None:
+    """The host's memory meter (a component exporting its name itself is refused when compiled), if it is there
+    with the meter's type, `func() -> u32`."""
+    if not isinstance(ftype, wc.FuncType) or list(ftype.params) or not isinstance(ftype.result, wc.U32):
+        return None
+    return component.get_export_index(METER_EXPORT)
 
 
 def load_component(
