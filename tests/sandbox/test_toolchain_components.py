@@ -2,8 +2,10 @@
 componentize-js) answer through the component runner, non-ASCII names included; greeting_py_wasi (CPython
 with its WASI 0.2 imports kept) runs through wasmtime's WASI host once granted a clock and randomness.
 
-Compiling them is slow (CPython or SpiderMonkey, 12 to 18 MB, with fuel instrumentation: 25 to 90 s on this
-class of machine), so the calls run only with WASMQ_TEST_TOOLCHAIN_COMPONENTS=1; the cheap checks always run.
+Each compile costs 13 to 16 s of CPU (CPython or SpiderMonkey, 12 to 18 MB, with fuel instrumentation). Every CI
+run already compiles each once and serves it through a real worker (tests/integration/test_toolchain_components.py),
+so these in-process calls, which would compile each again, run only with WASMQ_TEST_TOOLCHAIN_COMPONENTS=1; the
+cheap checks always run.
 """
 
 from __future__ import annotations

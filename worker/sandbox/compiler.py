@@ -317,18 +317,17 @@ def _child(argv: list[str] | None = None) -> int:
     try:
         import wasmtime
 
+        from .component.meter import MeterNameTaken, compile_metered
         from .engine import make_engine
 
         wasm = sys.stdin.buffer.read()
         engine = make_engine()
         try:
             if args.kind == "component":
-                import wasmtime.component as wc
-
-                artifact = bytes(wc.Component(engine, wasm).serialize())
+                artifact = bytes(compile_metered(engine, wasm).serialize())  # with the host's memory meter
             else:
                 artifact = bytes(wasmtime.Module(engine, wasm).serialize())
-        except wasmtime.WasmtimeError as exc:
+        except (wasmtime.WasmtimeError, MeterNameTaken) as exc:
             sys.stderr.write(json.dumps({"invalid": str(exc)}) + "\n")
             return EXIT_INVALID
         sys.stdout.buffer.write(artifact)

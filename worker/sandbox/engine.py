@@ -37,6 +37,9 @@ MEMORY_INIT_COW = True
 # that), and the greeting call is as fast at "none" as at "speed" (131 vs 133 us). "speed" is kept: real
 # modules with loops run faster.
 CRANELIFT_OPT_LEVEL = "speed"
+# The version of the memory meter added to every component before it is compiled (component/meter.py): an
+# artifact compiled with another (or none) must not be loaded.
+COMPONENT_METER = 1
 
 # The WebAssembly proposals, on or off. On: only what the ABIs and real toolchains (Rust, zig/clang,
 # AssemblyScript, componentize-py, jco) emit by default. mvp, mutable globals, sign-extension ops, saturating
@@ -107,7 +110,7 @@ def engine_fingerprint(*, parallel_compilation: bool = False) -> str:
     return (
         f"wasmtime-{WASMTIME_VERSION};fuel;epoch;par={int(parallel_compilation)};"
         f"res={MEMORY_RESERVATION};guard={MEMORY_GUARD};cow={int(MEMORY_INIT_COW)};"
-        f"opt={CRANELIFT_OPT_LEVEL};features={features}"
+        f"opt={CRANELIFT_OPT_LEVEL};meter={COMPONENT_METER};features={features}"
     )
 
 

@@ -11,7 +11,9 @@ class Usage:
     """What one call consumed.
 
     After an epoch interrupt `fuel` undercounts: wasmtime does not write the fuel counter back to the store
-    when the deadline stops the guest. `memory_bytes` is 0 for components (not observable through wasmtime-py).
+    when the deadline stops the guest. `memory_bytes` is the size of the linear memory after the call (for a
+    component, read through the host's memory meter, worker/sandbox/component/meter.py; 0 after a failed
+    component call or for a component the meter could not be added to).
     """
 
     fuel: int

@@ -23,6 +23,7 @@ from ..compiler import BoundedCompiler
 from ..loading import Remembered, verified
 from ..precompiled import PrecompiledCache
 from ..shared import ArtifactSource, shared_first
+from .meter import METER_EXPORT, MeterNameTaken, compile_metered
 from .traps import root_cause
 from .wasi import check_imports
 from .wit import WitWorld, find_world
@@ -60,7 +61,8 @@ def _fmt(types: tuple[tuple[str, ...], str | None]) -> str:
 @dataclass(frozen=True)
 class LoadedComponent:
     """A compiled, checked component; `functions` maps each declared function to its export index; `wasi`:
-    whether it imports WASI 0.2 (then its stores get a WasiConfig granting `capabilities`)."""
+    whether it imports WASI 0.2 (then its stores get a WasiConfig granting `capabilities`); `meter`: the
+    export index of the host's memory meter (worker/sandbox/component/meter.py), None if it has none."""
 
     ref: str
     component: wc.Component
@@ -68,12 +70,16 @@ class LoadedComponent:
     functions: dict[str, wc.ExportIndex]
     wasi: bool = False
     capabilities: Capabilities = field(default_factory=Capabilities)
+    meter: wc.ExportIndex | None = None
 
 
 def compile_component(engine: wasmtime.Engine, wasm: bytes, *, ref: str) -> wc.Component:
-    """Compile `wasm` as a component, or refuse it (`ModuleRejected`)."""
+    """Compile `wasm` as a component, with the host's memory meter where it can have one, or refuse it
+    (`ModuleRejected`)."""
     try:
-        return wc.Component(engine, wasm)
+        return compile_metered(engine, wasm)
+    except MeterNameTaken as exc:
+        raise ModuleRejected(f"module {ref}: {exc}") from None
     except wasmtime.WasmtimeError as exc:
         hint = " (its header is a core module's: `wasm-tools component new` makes one)" if wasm[:8] == _CORE else ""
         raise ModuleRejected(f"module {ref} is not a valid WebAssembly component{hint}: {root_cause(exc)}") from None
@@ -124,7 +130,23 @@ def check_component(
         if index is None:  # the type lists it, so this would be a wasmtime bug
             raise ModuleRejected(f"module {ref}: export {name!r} has no export index")
         indexes[name] = index
-    return LoadedComponent(ref=ref, component=component, world=world, functions=indexes, wasi=wasi, capabilities=caps)
+    return LoadedComponent(
+        ref=ref,
+        component=component,
+        world=world,
+        functions=indexes,
+        wasi=wasi,
+        capabilities=caps,
+        meter=_meter(component, exports[METER_EXPORT].ty if METER_EXPORT in exports else None),
+    )
+
+
+def _meter(component: wc.Component, ftype: wc.ComponentItem | None) -> wc.ExportIndex | None:
+    """The host's memory meter (a component exporting its name itself is refused when compiled), if it is there
+    with the meter's type, `func() -> u32`."""
+    if not isinstance(ftype, wc.FuncType) or list(ftype.params) or not isinstance(ftype.result, wc.U32):
+        return None
+    return component.get_export_index(METER_EXPORT)
 
 
 def load_component(

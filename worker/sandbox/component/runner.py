@@ -14,10 +14,9 @@ memories cannot be read from Python, so a trap is replayed once, in a fresh stor
 without a clock or randomness (a fixed env, no files) a call is deterministic, and if the larger cap changes
 the outcome the cap caused it (`MemoryLimitExceeded`); a component granted a clock or randomness is not
 replayed. The replay is bounded by the same fuel and deadline, so a trapping call can take up to twice its
-deadline. `memory_bytes` in the usage is 0: wasmtime-py 50 exposes no core memory of a component instance
-(component exports hold functions only; its C API has no access to an instance's core memories), and the
-store's limiter is native with fixed limits (`wasmtime_store_limiter`: no growth callback), so the size a
-call reached cannot be read.
+deadline. `memory_bytes` in the usage of an answered call is the size of the component's memory after it,
+read through the memory meter the host added before compiling (worker/sandbox/component/meter.py; 0 for a
+component that has none); a failed call reports 0 (a trapped instance cannot be entered again).
 """
 
 from __future__ import annotations
@@ -40,15 +39,18 @@ from ..result import CallResult, Usage
 from ..shared import ArtifactSource
 from ..validate import check_output_length, encode_input
 from .loader import ComponentLoader, LoadedComponent
+from .meter import METER_INSTANCES, memory_bytes
 from .traps import CallFacts, classify_component_error, root_cause, trap_code_of
 from .wasi import StoreOutput, wasi_config
 
 MAX_TABLE_ELEMENTS = 100_000  # per table
-# Per call: the component's core instances, and their tables. The components here have one instance and no
-# table; toolchain output (componentize-py, jco) has a handful of each (main module, adapters, shims).
-MAX_INSTANCES = 32
+# Per call: the component's core instances, and their tables. The WAT-built components have one instance and
+# no table; toolchain output has more: componentize-py's greeting instantiates 38 core instances (CPython and
+# its libraries, adapters, shims; 32 refused it), jco's at most 32. The host's memory meter adds its own.
+MAX_INSTANCES = 64 + METER_INSTANCES
 MAX_TABLES = 32
 MAX_MEMORY_BYTES = 1 << 32
+METER_TIMEOUT_MS = 100  # the memory meter's own deadline (it runs a few instructions)
 _Store = tuple[wasmtime.Store, StoreOutput | None]
 
 
@@ -61,6 +63,7 @@ class _Attempt:
     fuel_left: int
     elapsed_ms: float
     printed: StoreOutput | None = None
+    memory_bytes: int = 0
 
 
 class ComponentRunner:
@@ -89,7 +92,7 @@ class ComponentRunner:
         """Run `function(input)`; returns the checked answer or raises a `WasmqError`."""
         text = self._text(loaded, function, input, limits)
         first = self._attempt(loaded, function, text, limits)
-        usage = Usage(fuel=first.fuel_used, wall_ms=first.elapsed_ms)
+        usage = Usage(fuel=first.fuel_used, wall_ms=first.elapsed_ms, memory_bytes=first.memory_bytes)
         if first.error is None:
             try:
                 return _answer(first.output, usage, limits, first.printed)
@@ -164,7 +167,9 @@ class ComponentRunner:
                     output = func(store, text)
                 except (wasmtime.WasmtimeError, wasmtime.Trap):
                     break  # the instance may be broken: this item and the rest run alone
-                usage = Usage(fuel=before - store.get_fuel(), wall_ms=(time.perf_counter() - started) * 1000.0)
+                fuel = before - store.get_fuel()
+                wall_ms = (time.perf_counter() - started) * 1000.0
+                usage = Usage(fuel=fuel, wall_ms=wall_ms, memory_bytes=self._memory(store, instance, loaded))
                 try:
                     if usage.fuel > limits.fuel:  # paid from the others' share: alone it would have run out
                         raise FuelExhausted(f"call used up its fuel budget of {limits.fuel}")
@@ -230,9 +235,13 @@ class ComponentRunner:
                 error = exc
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             left = store.get_fuel()
-            return _Attempt(output, error, phase, limits.fuel - left, left, elapsed_ms, printed)
+            memory = self._memory(store, instance, loaded) if error is None else 0
+            return _Attempt(output, error, phase, limits.fuel - left, left, elapsed_ms, printed, memory)
         finally:
             store.close()
+
+    def _memory(self, store: wasmtime.Store, instance: wc.Instance, loaded: LoadedComponent) -> int:
+        return memory_bytes(store, instance, loaded.meter, self.ticker.deadline_ticks(METER_TIMEOUT_MS))
 
     def _memory_mattered(
         self, loaded: LoadedComponent, function: str, text: str, limits: Limits, first: _Attempt
