@@ -114,3 +114,14 @@ def test_the_repr_of_settings_shows_no_password() -> None:
     shown = repr(settings)
     assert "s3cret" not in shown and "t0ps3cret" not in shown
     assert "redis://:***@h:1/0" in shown and "amqp://u:***@h//" in shown
+
+
+def test_the_batch_lane_follows_the_queue_unless_named_and_counts_under_it() -> None:
+    settings = Settings.from_env({"WASMQ_QUEUE": "jobs"})
+    assert settings.lanes == ("jobs", "jobs.batch")
+    assert settings.home_queue("jobs.batch") == "jobs" and settings.home_queue("other") == "other"
+    assert settings.home_queue(None) == "jobs"
+    named = Settings.from_env({"WASMQ_QUEUE": "jobs", "WASMQ_BATCH_QUEUE": "bulk"})
+    assert named.lanes == ("jobs", "bulk") and named.to_env()["WASMQ_BATCH_QUEUE"] == "bulk"
+    with pytest.raises(ConfigError, match="WASMQ_BATCH_QUEUE must differ"):
+        Settings.from_env({"WASMQ_QUEUE": "jobs", "WASMQ_BATCH_QUEUE": "jobs"})
