@@ -49,3 +49,15 @@ def test_resume_refuses_rows_of_another_input(tmp_path: Path) -> None:
         resume(out, iter(["a", "z"]), source="in.txt")
     with pytest.raises(UsageError, match="more rows than"):
         resume(out, iter(["a"]), source="in.txt")
+
+
+@pytest.mark.parametrize(
+    "text", ["Alice", "", 'q"uo\\te', "\x01\x1f ctl", "\u2028 line sep", "Zoë 🌍 李雷", "x" * 5000]
+)
+def test_a_row_written_directly_is_the_row_json_would_write(text: str) -> None:
+    for meta in ({"worker": "celery@h", "attempt": 2}, {}):
+        got = row(3, text, Outcome(ok=True, output=f"Hello World, {text}!", meta=meta))
+        want = {"index": 3, "input": text, "ok": True, "output": f"Hello World, {text}!",
+                "worker": meta.get("worker"), "attempt": meta.get("attempt")}  # fmt: skip
+        assert got == json.dumps(want, ensure_ascii=False) + "\n"
+        assert json.loads(got) == want

@@ -160,3 +160,12 @@ def test_imap_sizes_chunks_small_first_then_by_what_they_took() -> None:
     fixed = ChunkSizer(settings, fixed=7)
     fixed.observe(7, 100.0)
     assert fixed.size() == 7
+
+
+def test_imap_answers_a_wrong_input_in_its_place_and_never_ends_early_on_it(
+    client: Client, fake_server: fakeredis.FakeServer
+) -> None:
+    outcomes = list(client.imap("greeting", "greet", iter([None, 3, b"x"])))  # type: ignore[list-item]
+    assert [o.error.type if o.error else None for o in outcomes] == ["InvalidInput"] * 3
+    assert outcomes[0].error is not None and "input 0 must be a string, not NoneType" in outcomes[0].error.message
+    assert queued(fake_server, BATCH) == []  # nothing to send

@@ -77,17 +77,20 @@ def run(args: argparse.Namespace) -> int:
                 done += 1
                 if outcome.error is not None:
                     failed[outcome.error.type] += 1
-                progress.update(done, sum(failed.values()))
-                if time.monotonic() - flushed >= FLUSH_EVERY_S:
-                    out.flush()
-                    flushed = time.monotonic()
+                if not done & 255:  # every 256 rows: the progress (drawn at most every 0.1 s), the file's flush
+                    progress.update(done, sum(failed.values()))
+                    if time.monotonic() - flushed >= FLUSH_EVERY_S:
+                        out.flush()
+                        flushed = time.monotonic()
                 stop.safe = True
                 if stop.asked:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
+            progress.update(done, sum(failed.values()))
             out.flush()
             print(f"interrupted after {done} rows; continue with --resume", file=sys.stderr)
             return INTERRUPTED
+        progress.update(done, sum(failed.values()))  # the last line says 100 %
     summary = summarize(done - start, failed, time.monotonic() - watch)
     print(summary_text(summary), file=sys.stderr if not args.out else sys.stdout)
     return 0 if summary["failed"] == 0 else 1

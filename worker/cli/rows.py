@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,6 +63,11 @@ def count_lines(path: str) -> int | None:
 
 def row(index: int, item: Line, outcome: Outcome) -> str:
     """One JSON line: the input, its outcome, and which worker answered it after how many attempts."""
+    worker, attempt = outcome.meta.get("worker"), outcome.meta.get("attempt")
+    if outcome.ok and not outcome.usage and isinstance(item, str) and isinstance(outcome.output, str):
+        # The common row, written directly (a third of json.dumps' cost on a dict, at a million rows a batch).
+        return (f'{{"index": {index}, "input": {_text(item)}, "ok": true, "output": {_text(outcome.output)}, '
+                f'"worker": {_json(worker)}, "attempt": {_json(attempt)}}}\n')  # fmt: skip
     line: dict[str, Any] = {"index": index, "input": item if isinstance(item, str) else None}
     if outcome.ok:
         line.update(ok=True, output=outcome.output)
@@ -70,8 +76,20 @@ def row(index: int, item: Line, outcome: Outcome) -> str:
     else:
         assert outcome.error is not None
         line.update(ok=False, error=outcome.error.to_dict())
-    line.update(worker=outcome.meta.get("worker"), attempt=outcome.meta.get("attempt"))
+    line.update(worker=worker, attempt=attempt)
     return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+_text = encode_basestring  # a str as a JSON string, not ASCII-escaped (json.dumps(..., ensure_ascii=False))
+
+
+def _json(value: Any) -> str:
+    """A worker name or an attempt count as JSON (the usual types without json.dumps' overhead)."""
+    if isinstance(value, str):
+        return _text(value)
+    if type(value) is int:
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def resume(out: Path, lines: Iterator[Line], *, source: str) -> int:
