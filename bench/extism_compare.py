@@ -93,14 +93,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         sdk = extism.Plugin(wasm, wasi=False)
         for name in (args.name, *SAME):
             same_answers(sdk, [ours, public], plugin, name)
-        module = ours._module_address(plugin)
+        prepared = ours.prepared(plugin)
 
         def fresh_instance() -> None:
             store = native.NativeStore(ours._engine_address, memory_bytes=64 << 20, table_elements=100_000,
                                        fuel=10_000_000, ticks=1000, memories=2)  # fmt: skip
             try:
-                store.instantiate(ours._kernel_address, native.KERNEL)
-                store.link(ours._linker_address, b"extism:host/env", native.KERNEL, module, native.PLUGIN)
+                store.instantiate(prepared.kernel_address, native.KERNEL)
+                store.link(ours._linker_address, b"extism:host/env", native.KERNEL, prepared.module_address,
+                           native.PLUGIN)  # fmt: skip
             finally:
                 store.close()
 

@@ -36,9 +36,10 @@ class Finish(NamedTuple):
 def finish(call: NativeCall | PublicCall, max_output_bytes: int) -> Finish:
     linear = call.memory.size if call.memory is not None else None
     memory = call.kernel
-    if memory is None or not memory.size:
+    size = memory.size if memory is not None else 0
+    if memory is None or not size:
         return Finish(None, b"", None, 0, linear, call.fuel_left())
-    size, base = memory.size, memory.base()  # the record, output and message read with no more C calls
+    base = memory.base()  # the record, output and message read with no more C calls
     record = kernel.Record(_span(base, size, 0, kernel.RECORD.size, "kernel record"))
     output = b""
     if 0 < record.output_length <= max_output_bytes:

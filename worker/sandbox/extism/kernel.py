@@ -15,6 +15,7 @@ kernel (config, vars, logs, the denied `http_request`) is in host.py.
 
 from __future__ import annotations
 
+import re
 import struct
 import weakref
 from importlib.resources import files
@@ -65,7 +66,11 @@ _SITES: Final = {
 }  # fmt: skip
 _BAD_OFFSET, _BAD_HANDLE, _OUT_OF_MEMORY, _BAD_OUTPUT = 1, 2, 3, 4
 
-_modules: weakref.WeakKeyDictionary[wasmtime.Engine, wasmtime.Module] = weakref.WeakKeyDictionary()
+_EXPORT = re.compile(r'\(export "([a-z_0-9]+)"\)')
+_HOST_EXPORTS: Final = frozenset({"memory", "begin"})
+_modules: weakref.WeakKeyDictionary[wasmtime.Engine, dict[frozenset[str], wasmtime.Module]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def signature(name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
@@ -77,11 +82,17 @@ def wat() -> str:
     return files(__package__).joinpath("kernel.wat").read_text(encoding="utf-8")
 
 
-def kernel_module(engine: wasmtime.Engine) -> wasmtime.Module:
-    """kernel.wat compiled for `engine`, once (a runner per thread shares it)."""
-    found = _modules.get(engine)
+def kernel_module(engine: wasmtime.Engine, imports: frozenset[str] | None = None) -> wasmtime.Module:
+    """kernel.wat compiled for `engine`, exporting only the kernel functions in `imports` (all when None) besides
+    what the host uses: a call defines every export in its linker, at about 0.15 µs each. Compiled once per
+    engine and set of functions (plugins built by one PDK share one)."""
+    names = frozenset(SIGNATURES) if imports is None else imports & frozenset(SIGNATURES)
+    compiled = _modules.setdefault(engine, {})
+    found = compiled.get(names)
     if found is None:
-        found = _modules[engine] = wasmtime.Module(engine, bytes(wasmtime.wat2wasm(wat())))
+        keep = names | _HOST_EXPORTS
+        text = _EXPORT.sub(lambda m: m.group(0) if m.group(1) in keep else "", wat())
+        found = compiled[names] = wasmtime.Module(engine, bytes(wasmtime.wat2wasm(text)))
     return found
 
 

@@ -2,14 +2,16 @@
 ;; in the call's store, so the plugin's block traffic (alloc, load/store, input, output) never leaves wasm.
 ;; Only what needs the host (config, vars, logs, http) calls out, with spans this module has already checked.
 ;;
-;; Memory: page 0 is the kernel's own (the record the host reads, free lists, the first block index); blocks
-;; live from 0x10000 up, so an offset below that is never a block. A block is a 16-byte header
+;; Memory: the first 1 KiB is the kernel's own (the record the host reads, free lists, the first block index);
+;; blocks live from 1024 up, so an offset below 0x410 is never a block. A block is a 16-byte header
 ;; [cap u32][len u32 (0: free)][index position u32][next free u32] and then its data at a 16-aligned offset.
-;; The index lists every block header in address order (blocks never move, so it only grows); a handle is
-;; live only if the index says a header sits right before it, which a plugin cannot forge (it writes only
-;; inside live blocks' data). A load or store must lie inside one live block (the last one hit is cached);
-;; anything else records a fault in page 0 and traps, and the host turns the record into a typed error.
-;; Freed blocks go on free lists by size class and are reused (zeroed again, in a loop that costs fuel).
+;; The index lists every block header in address order (blocks never move, so it only grows, and moves to the
+;; top of memory when full); a handle is live only if the index says a header sits right before it, which a
+;; plugin cannot forge (it writes only inside live blocks' data). A load or store must lie inside one live block
+;; (the last one hit is cached); anything else records a fault in the record and traps, and the host turns the
+;; record into a typed error. Freed blocks go on free lists by size class (floor(log2 cap)) and are reused,
+;; zeroed again in a loop that costs fuel (about one unit per 5 bytes). Memory grows past the call's cap only
+;; if the store's limiter lets it: it does not, so `alloc` then faults "out of memory".
 (module
   (import "wasmq:kernel" "config_get" (func $host_config_get (param i32 i32) (result i64)))
   (import "wasmq:kernel" "var_get" (func $host_var_get (param i32 i32) (result i64)))
@@ -22,7 +24,7 @@
   ;;   0 output offset u64 | 8 output length u64 | 16 error offset u64 | 24 error length u64
   ;;   32 fault code u32 (1 bad_offset, 2 bad_handle, 3 out of memory, 4 bad output) | 36 fault site u32
   ;;   40 fault a u64 | 48 fault b u64
-  ;; 64..192: free list heads by size class (floor(log2 cap)); 4096..65536: the first index (15360 entries).
+  ;; 64..192: free list heads by size class; 256..1024: the first index (192 entries); blocks from 1024.
   (global $top (mut i64) (i64.const 1024))  ;; the end of the last block
   (global $index (mut i32) (i32.const 256))
   (global $index_cap (mut i32) (i32.const 192))

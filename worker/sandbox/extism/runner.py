@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import wasmtime
 
@@ -58,6 +58,12 @@ class ExtismUsage:
         return out
 
 
+class Prepared(NamedTuple):
+    kernel: wasmtime.InstancePre
+    kernel_address: int
+    module_address: int
+
+
 class ExtismRunner:
     """Calls Extism plugin functions on a shared Engine and epoch ticker; one linker serves every call."""
 
@@ -85,21 +91,24 @@ class ExtismRunner:
         self.linker.allow_shadowing = True  # each call defines its own kernel instance over the last one's
         self.wasi = BoundedWasi()  # WASI with nothing granted, every host call bounded (worker/sandbox/wasi_host.py)
         self.wasi.define(self.linker)
-        kernel_linker = wasmtime.Linker(engine)
+        self._kernel_linker = wasmtime.Linker(engine)
         self._slot = Slot()
-        self._callbacks = link.define(kernel_linker, self.linker, self._slot, fast=self.fast)
-        self._kernel_pre = kernel_linker.instantiate_pre(kernel.kernel_module(engine))
-        self._kernel_address = native.address(self._kernel_pre) if self.fast else 0
+        self._callbacks = link.define(self._kernel_linker, self.linker, self._slot, fast=self.fast)
         self._linker_address = native.address(self.linker) if self.fast else 0
         self._charge = native.charge_fuel if self.fast else host.charge_public
         self._limits = CallLimits(var_bytes=max_var_bytes, log_bytes=max_log_bytes, log_level=self.log_level)
         self._scratch = native.new_scratch() if self.fast else None
-        self._modules: weakref.WeakKeyDictionary[ExtismPlugin, int] = weakref.WeakKeyDictionary()
+        self._prepared: weakref.WeakKeyDictionary[ExtismPlugin, Prepared] = weakref.WeakKeyDictionary()
 
-    def _module_address(self, plugin: ExtismPlugin) -> int:
-        found = self._modules.get(plugin)
+    def prepared(self, plugin: ExtismPlugin) -> Prepared:
+        """The plugin's kernel (exporting what it imports) resolved once against this runner's kernel linker, and
+        the native addresses of that and of the plugin's module."""
+        found = self._prepared.get(plugin)
         if found is None:
-            found = self._modules[plugin] = native.address(plugin.module)
+            pre = self._kernel_linker.instantiate_pre(kernel.kernel_module(self.engine, plugin.kernel_imports))
+            fast = self.fast
+            found = Prepared(pre, native.address(pre) if fast else 0, native.address(plugin.module) if fast else 0)
+            self._prepared[plugin] = found
         return found
 
     def call(
@@ -209,12 +218,13 @@ class ExtismRunner:
     def _instantiate_and_call(
         self, call: NativeCall | PublicCall, plugin: ExtismPlugin, function: str, state: CallState, data: bytes
     ) -> int:
+        prepared = self.prepared(plugin)
         if isinstance(call, NativeCall):
-            call.start(self._kernel_address, data, self.log_level, bool(state.config))
+            call.start(prepared.kernel_address, data, self.log_level, bool(state.config))
             state.kernel = call.kernel
-            call.instantiate(self._linker_address, self._module_address(plugin))
+            call.instantiate(self._linker_address, prepared.module_address)
         else:
-            call.start(self._kernel_pre, data, self.log_level, bool(state.config))
+            call.start(prepared.kernel, data, self.log_level, bool(state.config))
             state.kernel = call.kernel
             call.instantiate(self.linker, plugin.module)
         state.memory = call.memory

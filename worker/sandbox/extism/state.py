@@ -2,7 +2,7 @@
 
 A `CallState` lives for one call only: vars never outlive it (a fresh instance per call, so nothing a plugin
 keeps can reach the next job), and every collection in it is bounded. The runner's `Slot` says which call is
-running, so the kernel functions find it without any global.
+running, so the host functions find it without any global.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class CallLimits:
 
 
 class CallState:
-    """The host side of one call; kernel functions get it from the runner's `Slot`."""
+    """The host side of one call; host functions get it from the runner's `Slot`."""
 
     __slots__ = (
         "charge",
@@ -53,8 +53,8 @@ class CallState:
 
     def __init__(self, config: Mapping[str, str], limits: CallLimits, charge: Callable[[Any, int], bool]) -> None:
         self.limits = limits
-        self.charge = charge  # take fuel through a kernel function's caller: False when too little is left
-        self.owed = 0  # bytes of host work not yet taken from the fuel (kernel._charge)
+        self.charge = charge  # take fuel through a host function's caller: False when too little is left
+        self.owed = 0  # bytes of host work not yet taken from the fuel (host._charge)
         self.memory: GuestMemory | None = None  # the plugin's exported memory, once instantiated
         self.kernel: GuestMemory | None = None  # the kernel's memory, once instantiated
         self.pending: BaseException | None = None  # what a raw host function raised (see native.py)
@@ -115,10 +115,10 @@ class CallState:
 
 
 class Slot:
-    """The call a runner is running, which its kernel functions read (as `slot.state`) on every kernel call.
+    """The call a runner is running, which its host functions read (as `slot.state`) whenever the kernel calls out.
 
     A runner runs one call at a time: `enter` refuses a second while one is running (another thread using
-    the same runner), since a kernel function would then see the wrong call's blocks. One runner per thread.
+    the same runner), since a host function would then see the wrong call's state. One runner per thread.
     """
 
     __slots__ = ("_busy", "state")
@@ -146,7 +146,7 @@ class Slot:
             self.leave()
 
     def hand_over(self, exc: BaseException) -> None:
-        """Keep what a raw kernel function raised for the runner, which raises it instead of the trap it became."""
+        """Keep what a raw host function raised for the runner, which raises it instead of the trap it became."""
         state = self.state
         if state is not None and state.pending is None:
             state.pending = exc
