@@ -320,7 +320,7 @@ def _child(argv: list[str] | None = None) -> int:
         from .engine import make_engine
 
         wasm = sys.stdin.buffer.read()
-        engine = make_engine()
+        engine = make_engine(pooling=False)  # compiles only; the pool would not fit RLIMIT_AS
         try:
             if args.kind == "component":
                 import wasmtime.component as wc

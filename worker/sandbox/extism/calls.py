@@ -3,7 +3,8 @@ linked to the kernel's exports and instantiated, on the C API (`NativeCall`) or 
 (`PublicCall`, its twin: same steps, slower).
 
 The store allows two memories (the kernel's and the plugin's; the kernel comes first, so a plugin with a
-second memory of its own is refused), each under the call's memory cap.
+second memory of its own is refused), each under the call's memory cap, two instances and `TABLES` tables
+(what the instance pool holds for one store: worker/sandbox/pool.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any, NamedTuple
 import wasmtime
 
 from ...errors import InvalidOutput
+from .. import pool
 from ..memory import GuestMemory
 from . import kernel, native
 
 MEMORIES = 2
+INSTANCES = 2  # the kernel and the plugin
+TABLES = pool.STORE_TABLES
 
 
 class Finish(NamedTuple):
@@ -64,7 +68,7 @@ class NativeCall:
                  scratch: Any) -> None:  # fmt: skip
         self.store = native.NativeStore(
             engine, memory_bytes=memory_bytes, table_elements=table_elements, fuel=fuel, ticks=ticks,
-            memories=MEMORIES, scratch=scratch,
+            memories=MEMORIES, instances=INSTANCES, tables=TABLES, scratch=scratch,
         )  # fmt: skip
         self.kernel: GuestMemory | None = None
         self.memory: GuestMemory | None = None
@@ -105,7 +109,13 @@ class PublicCall:
     def __init__(self, engine: wasmtime.Engine, *, memory_bytes: int, table_elements: int, fuel: int,
                  ticks: int) -> None:  # fmt: skip
         self.store = wasmtime.Store(engine)
-        self.store.set_limits(memory_size=memory_bytes, memories=MEMORIES, table_elements=table_elements)
+        self.store.set_limits(
+            memory_size=memory_bytes,
+            memories=MEMORIES,
+            table_elements=table_elements,
+            instances=INSTANCES,
+            tables=TABLES,
+        )
         self.store.set_fuel(fuel)
         self.store.set_epoch_deadline(ticks)
         self.kernel: GuestMemory | None = None

@@ -193,6 +193,8 @@ class NativeStore:
         fuel: int,
         ticks: int,
         memories: int = 1,
+        instances: int = -1,
+        tables: int = -1,
         scratch: Any = None,
     ) -> None:
         ptr = _C["store_new"](engine, None, None)
@@ -205,7 +207,7 @@ class NativeStore:
         _U64.pack_into(self.scratch, _TRAP, 0)
         self.scratch_at = ctypes.addressof(self.scratch)
         self.next_extern = _EXTERNS
-        _C["limiter"](ptr, memory_bytes, table_elements, -1, -1, memories)
+        _C["limiter"](ptr, memory_bytes, table_elements, instances, tables, memories)
         error = _C["set_fuel"](self.ctx, fuel)
         if error:
             self.close()
