@@ -39,6 +39,7 @@ _EXTERN_FUNC, _EXTERN_MEMORY = 0, 3
 _TRAP, _FUEL, KERNEL, PLUGIN, _VALS, _EXTERNS = 0, 8, 16, 32, 48, 96
 _SCRATCH = _EXTERNS + 6 * 32
 _U64 = struct.Struct("<Q")
+_NAMES: Final = {"memory": b"memory", "begin": b"begin"}  # looked up on every call
 _I64 = struct.Struct("<q")
 _I32 = struct.Struct("<i")
 
@@ -250,7 +251,7 @@ class NativeStore:
         if self.next_extern >= _SCRATCH:
             raise RuntimeError("too many exports looked up in one call")
         slot = self.scratch_at + self.next_extern
-        encoded = name.encode()
+        encoded = _NAMES.get(name) or name.encode()
         if not _C["export_get"](self.context(), self.scratch_at + instance, encoded, len(encoded), slot):
             return 0
         if self.scratch[self.next_extern] != kind:

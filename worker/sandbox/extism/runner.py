@@ -36,7 +36,7 @@ MAX_TABLE_ELEMENTS = 100_000
 _KERNEL_TRAPS = frozenset({"bad_offset", "bad_handle", "http_denied", "kernel", "abort"})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs about 0.5 µs more a call
 class ExtismUsage:
     """What one call consumed, and the log lines it left (bounded)."""
 
