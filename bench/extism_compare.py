@@ -4,12 +4,16 @@
 
 - extism: `extism.Plugin(...).call("greet", name)` on one plugin made once: Extism reuses its instance and
   resets its kernel between calls (vars and linear memory survive from call to call).
-- wasmq: `ExtismRunner.call(plugin, "greet", name, ...)`: a fresh Store and instance per call, fuel, epoch
-  deadline, memory cap, host-owned blocks, checked UTF-8 output; kernel calls through raw C-API callbacks.
+- wasmq: `ExtismRunner.call(plugin, "greet", name, ...)`: a fresh Store, kernel instance and plugin instance
+  per call, fuel, epoch deadline, memory cap, checked UTF-8 output; the kernel is wasm (kernel.wat), the few
+  host functions (config, logs) are raw C-API callbacks.
 - wasmq-public: the same on wasmtime-py's public API only (its `define_func` trampolines), for scale;
   a tenth of the calls.
-- fresh-instance: what a new Store + instance of the plugin costs alone (no kernel calls, no call), the part
-  of wasmq's time that reusing an instance would save.
+
+Before timing, the answers of both hosts are checked equal for a few names (non-ASCII, and the empty name,
+which both refuse with the plugin's message).
+- fresh-instance: what a new Store with a kernel instance and the plugin's instance linked to it costs alone
+  (no call), the part of wasmq's time that reusing an instance would save.
 
 The measurements are interleaved for `--rounds` rounds. Reported per call: the median wall time (every call
 timed on its own) and the process CPU time (median over rounds); on a machine shared with other work the
@@ -34,10 +38,26 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import extism  # noqa: E402
 
 from worker.sandbox.engine import WASMTIME_VERSION, EpochTicker, make_engine  # noqa: E402
-from worker.sandbox.extism import ExtismRunner, load_plugin, native  # noqa: E402
+from worker.errors import ModuleTrap  # noqa: E402
+from worker.sandbox.extism import ExtismPlugin, ExtismRunner, load_plugin, native  # noqa: E402
 
 PLUGIN = ROOT / "modules" / "greeting_extism" / "greeting_extism.wasm"
+SAME = ["Alice", "Zoë", "José", "日本語", "🦀 crab", ""]  # checked equal to Extism's answers before timing
 LIMITS = {"fuel": 10_000_000, "timeout_ms": 1_000, "memory_bytes": 64 * 1024 * 1024, "max_output_bytes": 1 << 20}
+
+
+def same_answers(sdk: extism.Plugin, runners: list[ExtismRunner], plugin: ExtismPlugin, name: str) -> None:
+    """Extism's answer and ours are the same text, or both an error with the plugin's message."""
+    try:
+        theirs = sdk.call("greet", name).decode("utf-8")
+    except extism.Error as exc:
+        theirs = f"plugin error: {exc}"
+    for runner in runners:
+        try:
+            ours = runner.call(plugin, "greet", name, **LIMITS)[0]
+        except ModuleTrap as exc:
+            ours = str(exc)
+        assert ours == theirs, (name, ours, theirs)
 
 
 def call_times_us(run: Callable[[], object], calls: int) -> tuple[list[float], float]:
@@ -71,17 +91,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         ours = ExtismRunner(engine, ticker)
         public = ExtismRunner(engine, ticker, fast=False)
         sdk = extism.Plugin(wasm, wasi=False)
-        expected = f"Hello World, {args.name}!"
-        assert sdk.call("greet", args.name).decode() == expected
-        assert ours.call(plugin, "greet", args.name, **LIMITS)[0] == expected
-        assert public.call(plugin, "greet", args.name, **LIMITS)[0] == expected
-        pre = ours._instance_pre(plugin)[1]
+        for name in (args.name, *SAME):
+            same_answers(sdk, [ours, public], plugin, name)
+        prepared = ours.prepared(plugin)
 
         def fresh_instance() -> None:
             store = native.NativeStore(ours._engine_address, memory_bytes=64 << 20, table_elements=100_000,
-                                       fuel=10_000_000, ticks=1000)  # fmt: skip
+                                       fuel=10_000_000, ticks=1000, memories=2)  # fmt: skip
             try:
-                store.instantiate(pre)
+                store.instantiate(prepared.kernel_address, native.KERNEL)
+                store.link(ours._linker_address, b"extism:host/env", native.KERNEL, prepared.module_address,
+                           native.PLUGIN)  # fmt: skip
             finally:
                 store.close()
 

@@ -321,7 +321,7 @@ def _child(argv: list[str] | None = None) -> int:
         from .engine import make_engine
 
         wasm = sys.stdin.buffer.read()
-        engine = make_engine()
+        engine = make_engine(pooling=False)  # compiles only; the pool would not fit RLIMIT_AS
         try:
             if args.kind == "component":
                 artifact = bytes(compile_metered(engine, wasm).serialize())  # with the host's memory meter

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from importlib.metadata import version
 
 import wasmtime
 
+from . import pool
+
 WASMTIME_VERSION = version("wasmtime")
 
 
-# Linear memory set-up, tuned for many short-lived instances (a fresh Store and instance per job): a 64 MiB
-# virtual reservation (the default memory cap) with a 64 KiB guard, instead of wasmtime's 4 GiB + 32 MiB, so
-# that creating and dropping an instance maps and unmaps far less; compiled code then checks bounds explicitly
-# (a compare per access: a little slower for heavy compute, nothing for short calls), and a memory allowed to
-# grow past 64 MiB is moved (copied) when it does.
-MEMORY_RESERVATION = 64 * 1024 * 1024
+# Linear memory set-up, tuned for many short-lived instances (a fresh Store and instance per job): memories come
+# from the pooling allocator (worker/sandbox/pool.py), one slot per memory reserved once per Engine and reused,
+# so creating and dropping an instance maps nothing and faults in little. wasmtime requires the reservation to
+# cover a slot, and a slot covers the largest wasm32 memory (4 GiB), so no memory ever moves and no cap is
+# above a slot. The reservation is baked into compiled code (part of the cache key): accesses at offsets under
+# the 64 KiB guard need no explicit bounds check. An engine without the pool (no address space for it) keeps
+# the same reservation, so artifacts are the same either way.
+MEMORY_RESERVATION = pool.MEMORY_SLOT_BYTES
 MEMORY_GUARD = 64 * 1024
 # Data segments are mapped copy-on-write from a memory image built at compile time. Copying them at each
 # instantiation instead (False) was a little cheaper per call for small modules, but made segments a weapon:
@@ -114,8 +119,11 @@ def engine_fingerprint(*, parallel_compilation: bool = False) -> str:
     )
 
 
-def make_engine(*, parallel_compilation: bool = False) -> wasmtime.Engine:
-    """An Engine that meters fuel and checks epoch deadlines; every Store made from it must set both."""
+def make_engine(*, parallel_compilation: bool = False, pooling: bool | None = None) -> wasmtime.Engine:
+    """An Engine that meters fuel and checks epoch deadlines; every Store made from it must set both.
+
+    `pooling`: use the pooling allocator (None: when this process can reserve it, `pool.unavailable`). An
+    engine that only compiles (the bounded compiler's child, under an address-space limit) passes False."""
     config = wasmtime.Config()
     config.consume_fuel = True
     config.epoch_interruption = True
@@ -127,7 +135,22 @@ def make_engine(*, parallel_compilation: bool = False) -> wasmtime.Engine:
     config.cranelift_opt_level = CRANELIFT_OPT_LEVEL
     for name, on in FEATURES.items():
         setattr(config, name, on)
-    return wasmtime.Engine(config)
+    if pooling is None:
+        pooling = pool.unavailable(MEMORY_GUARD) is None
+    if pooling:
+        pool.apply(config)
+    engine = wasmtime.Engine(config)
+    if pooling:
+        POOLED.add(engine)
+    return engine
+
+
+POOLED: weakref.WeakSet[wasmtime.Engine] = weakref.WeakSet()  # the engines made with the pooling allocator
+
+
+def pooled(engine: wasmtime.Engine) -> bool:
+    """Whether `engine` allocates its instances from the pool."""
+    return engine in POOLED
 
 
 class EpochTicker:

@@ -35,6 +35,11 @@ class GuestMemory:
         assert self.memory is not None  # only reached after a successful bounds check
         return ctypes.addressof(self.memory.data_ptr(self.store).contents)
 
+    def base(self) -> int:
+        """The address of byte 0 of a memory whose `size` is not 0, valid until the guest next runs (it may
+        grow, and so move, the memory): for a caller that reads several spans checked against one `size`."""
+        return self._base()
+
     def check(self, ptr: int, length: int, what: str) -> None:
         """Raise `InvalidOutput` unless [ptr, ptr+length) lies inside the memory."""
         size = self.size

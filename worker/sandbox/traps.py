@@ -14,6 +14,7 @@ import wasmtime
 from ..errors import (
     DeadlineExceeded,
     FuelExhausted,
+    InternalError,
     MemoryLimitExceeded,
     ModuleRejected,
     ModuleTrap,
@@ -70,6 +71,8 @@ def classify(
             return MemoryLimitExceeded(f"module needs more memory than its cap of {memory_cap} bytes: {_short(text)}")
         if "exceeds table limits" in text:  # a table minimum above the per-table element cap (host memory)
             return MemoryLimitExceeded(f"module needs a larger table than the sandbox allows: {_short(text)}")
+        if "maximum concurrent" in text:  # the instance pool is full: too many stores at once, the host's doing
+            return InternalError(f"the sandbox's instance pool is exhausted: {_short(text)}")
         if "resource limit exceeded" in text:  # more tables, memories or instances than one call may have
             return ModuleRejected(f"module needs more than one call may have: {_short(text)}")
         return ModuleTrap(f"module failed: {_short(text)}", trap_code="error")

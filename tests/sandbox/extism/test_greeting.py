@@ -77,7 +77,7 @@ def test_one_call_at_a_time_per_runner(runner: ExtismRunner, greeting: ExtismPlu
     """A runner's kernel functions read the running call from its slot: a second call at once is refused."""
     from worker.sandbox.extism.state import CallLimits, CallState
 
-    busy = CallState(b"", {}, CallLimits(block_bytes=1024), lambda caller, units: True)
+    busy = CallState({}, CallLimits(), lambda caller, units: True)
     with runner._slot.running(busy), pytest.raises(RuntimeError, match="one runner per thread"):
         runner.call(greeting, "greet", "Alice", **LIMITS)
     assert runner.call(greeting, "greet", "Alice", **LIMITS)[0] == "Hello World, Alice!"

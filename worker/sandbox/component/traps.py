@@ -19,6 +19,7 @@ import wasmtime
 from ...errors import (
     DeadlineExceeded,
     FuelExhausted,
+    InternalError,
     InvalidOutput,
     MemoryLimitExceeded,
     ModuleTrap,
@@ -89,6 +90,8 @@ def classify_component_error(exc: BaseException, facts: CallFacts) -> WasmqError
     if isinstance(exc, wasmtime.ExitTrap):
         return ModuleTrap(f"component exited with code {exc.code}", trap_code="exit", exit_code=exc.code)
     cause = root_cause(exc)
+    if "maximum concurrent" in cause:  # the instance pool is full (worker/sandbox/pool.py): the host's doing
+        return InternalError(f"the sandbox's instance pool is exhausted: {cause}")
     code = trap_code_of(exc)
     recognised = code is not None or _is_canonical_abi_error(cause) or _memory_at_instantiation(cause)
     if code == wasmtime.TrapCode.OUT_OF_FUEL or (not recognised and facts.fuel_left == 0):

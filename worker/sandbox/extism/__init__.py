@@ -1,4 +1,4 @@
-"""The `extism` ABI: unmodified Extism plugins on a kernel the host implements (`extism:host/env`)."""
+"""The `extism` ABI: unmodified Extism plugins, linked to a checked kernel of our own (kernel.wat)."""
 
 from .plugin import ExtismPlugin, check_plugin, load_plugin
 from .runner import ExtismRunner, ExtismUsage

@@ -1,14 +1,15 @@
-"""The fast way across the wasmtime C API for Extism calls: raw kernel functions and a raw per-call store.
+"""The fast way across the wasmtime C API for Extism calls: raw host functions and a raw per-call store.
 
-An AssemblyScript greeting makes about 50 kernel calls (its PDK copies strings a byte or eight bytes at a time).
-wasmtime-py's `Linker.define_func` trampoline costs about 20 µs a call (it wraps the caller and builds `Val`s and
-`ValType`s for every argument and result): 1 ms per greeting. Defined with `wasmtime_linker_define_func_unchecked`,
-a kernel function gets the raw argument array instead, for about 0.5 µs a call; the store, the instance and the
-export look-ups of a call go straight through the C API too (the public API spends about 90 µs there).
+The kernel itself is wasm (kernel.wat), so the plugin's block traffic never reaches Python; what still does
+(config, vars, logs) goes through raw callbacks: wasmtime-py's `Linker.define_func` trampoline costs about 20 µs
+a call (it wraps the caller and builds `Val`s and `ValType`s for every argument and result), one defined with
+`wasmtime_linker_define_func_unchecked` gets the raw argument array instead, for about 0.5 µs. The store, the
+two instances (kernel and plugin), the linking and the export look-ups of a call go straight through the C API
+too (the public API spends about 90 µs there).
 
 This uses wasmtime-py internals (`wasmtime._ffi`: the loaded library and its struct layouts), checked when this
 module is imported (`AVAILABLE`); without them the runner uses the public API, which behaves the same, slower.
-A kernel function that raises hands its exception to the runner through the runner's slot and traps; the runner
+A host function that raises hands its exception to the runner through the runner's slot and traps; the runner
 then raises that exception instead of the trap.
 """
 
@@ -33,9 +34,13 @@ except ImportError:  # pragma: no cover - a wasmtime-py without the module layou
 CALLBACK = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, ctypes.POINTER(c_int64), c_size_t)
 _RAW_STRIDE: Final = 2  # a wasmtime_val_raw_t is 16 bytes: two int64 slots per value
 _EXTERN_FUNC, _EXTERN_MEMORY = 0, 3
-# The per-store scratch block: trap pointer, fuel, instance (16 bytes), one result, then 32-byte externs.
-_TRAP, _FUEL, _INSTANCE, _RESULT, _EXTERNS, _SCRATCH = 0, 8, 16, 32, 48, 48 + 4 * 32
+# The per-store scratch block: trap pointer, fuel, two instances (16 bytes each: the kernel's, the plugin's),
+# three raw values (arguments and result), then 32-byte externs.
+_TRAP, _FUEL, KERNEL, PLUGIN, _VALS, _EXTERNS = 0, 8, 16, 32, 48, 96
+_SCRATCH = _EXTERNS + 6 * 32
 _U64 = struct.Struct("<Q")
+_NAMES: Final = {"memory": b"memory", "begin": b"begin"}  # looked up on every call
+_I64 = struct.Struct("<q")
 _I32 = struct.Struct("<i")
 
 
@@ -73,6 +78,8 @@ def _load() -> dict[str, Any]:
         "set_epoch_deadline": bind("wasmtime_context_set_epoch_deadline", None, p, c_uint64),
         "set_wasi": bind("wasmtime_context_set_wasi", p, p, p),
         "pre_instantiate": bind("wasmtime_instance_pre_instantiate", p, p, p, p, p),
+        "define_instance": bind("wasmtime_linker_define_instance", p, p, p, c_char_p, c_size_t, p),
+        "linker_instantiate": bind("wasmtime_linker_instantiate", p, p, p, p, p, p),
         "export_get": bind("wasmtime_instance_export_get", c_bool, p, p, c_char_p, c_size_t, p),
         "func_call": bind("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p),
         "memory_data": bind("wasmtime_memory_data", p, p, p),
@@ -88,7 +95,7 @@ except (ImportError, AttributeError, TypeError) as _exc:  # pragma: no cover - d
 
 
 def address(obj: Any) -> int:
-    """The native address behind a wasmtime-py object (`Engine`, `Linker`, `FuncType`, `InstancePre`)."""
+    """The native address behind a wasmtime-py object (`Engine`, `Linker`, `FuncType`, `InstancePre`, `Module`)."""
     value = ctypes.cast(obj.ptr(), c_void_p).value
     if not value:
         raise ValueError(f"{type(obj).__name__} has no native object")
@@ -106,15 +113,15 @@ def _raise(error: int | None, scratch: Any) -> None:
         raise wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(_ffi.wasm_trap_t)))
 
 
-# -- kernel functions as raw callbacks ----------------------------------------------------------------
+# -- host functions as raw callbacks ------------------------------------------------------------------
 
 
 def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_caller: bool, slot: Slot) -> Any:
     """A C callback that calls `func` with the slot's call state and the raw integer arguments (and before them
-    the caller's address, when `needs_caller`: see `charge_fuel`). Specialised by arity: it runs for every kernel
-    call."""
+    the caller's address, when `needs_caller`: see `charge_fuel`). An i32 argument arrives as the raw slot's
+    64 bits: the functions mask it. Specialised by arity for the common ones."""
     trap_new = _C["trap_new"]
-    message = b"extism kernel function failed"
+    message = b"extism host function failed"
     args: Callable[[int, Any], tuple[int, ...]]
     if nparams == 0:
         args = (lambda caller, vals: (caller,)) if needs_caller else (lambda caller, vals: ())
@@ -126,6 +133,8 @@ def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_cal
             if needs_caller
             else (lambda caller, vals: (vals[0], vals[_RAW_STRIDE]))
         )
+    elif needs_caller:
+        args = lambda caller, vals: (caller, *(vals[i * _RAW_STRIDE] for i in range(nparams)))  # noqa: E731
     else:
         args = lambda caller, vals: tuple(vals[i * _RAW_STRIDE] for i in range(nparams))  # noqa: E731
 
@@ -134,23 +143,6 @@ def callback(func: Callable[..., Any], nparams: int, has_result: bool, needs_cal
             result = func(slot.state, *args(caller, vals))
             if has_result:
                 vals[0] = result
-            return 0
-        except BaseException as exc:
-            slot.hand_over(exc)
-            return int(trap_new(message, len(message)) or 0)
-
-    return CALLBACK(run)
-
-
-def raw_callback(func: Callable[[Any, Any], None], slot: Slot) -> Any:
-    """A C callback that hands `func` the call state and the raw argument array (it reads and writes
-    `vals[i * 2]`)."""
-    trap_new = _C["trap_new"]
-    message = b"extism kernel function failed"
-
-    def run(env: int, caller: int, vals: Any, count: int) -> int:
-        try:
-            func(slot.state, vals)
             return 0
         except BaseException as exc:
             slot.hand_over(exc)
@@ -179,21 +171,32 @@ def charge_fuel(caller: int, units: int) -> bool:
     return enough
 
 
-# -- a call's store and instance ----------------------------------------------------------------------
+# -- a call's store and instances ---------------------------------------------------------------------
 
 
 def new_scratch() -> Any:
-    """The few bytes a `NativeStore` passes to the C API (trap pointer, fuel, instance, result, exports)."""
+    """The few bytes a `NativeStore` passes to the C API (trap pointer, fuel, instances, values, exports)."""
     return (ctypes.c_uint8 * _SCRATCH)()
 
 
 class NativeStore:
-    """A native store with limits, fuel and an epoch deadline, one instance, and its exports by name."""
+    """A native store with limits, fuel and an epoch deadline, two instances (`KERNEL`, `PLUGIN`), and their
+    exports by name."""
 
     __slots__ = ("ctx", "next_extern", "ptr", "scratch", "scratch_at")
 
     def __init__(
-        self, engine: int, *, memory_bytes: int, table_elements: int, fuel: int, ticks: int, scratch: Any = None
+        self,
+        engine: int,
+        *,
+        memory_bytes: int,
+        table_elements: int,
+        fuel: int,
+        ticks: int,
+        memories: int = 1,
+        instances: int = -1,
+        tables: int = -1,
+        scratch: Any = None,
     ) -> None:
         ptr = _C["store_new"](engine, None, None)
         if not ptr:
@@ -205,7 +208,7 @@ class NativeStore:
         _U64.pack_into(self.scratch, _TRAP, 0)
         self.scratch_at = ctypes.addressof(self.scratch)
         self.next_extern = _EXTERNS
-        _C["limiter"](ptr, memory_bytes, table_elements, -1, -1, 1)
+        _C["limiter"](ptr, memory_bytes, table_elements, instances, tables, memories)
         error = _C["set_fuel"](self.ctx, fuel)
         if error:
             self.close()
@@ -227,39 +230,53 @@ class NativeStore:
             return 0  # pragma: no cover
         return int(_U64.unpack_from(self.scratch, _FUEL)[0])
 
-    def instantiate(self, pre: int) -> None:
-        at = self.scratch_at
-        error = _C["pre_instantiate"](pre, self.context(), at + _INSTANCE, at + _TRAP)
+    def _check(self, error: int | None) -> None:
         if error or _U64.unpack_from(self.scratch, _TRAP)[0]:
             _raise(error, self.scratch)
 
-    def export(self, name: str, kind: int) -> int:
-        """The address of export `name`'s value if it is of `kind`, else 0."""
+    def instantiate(self, pre: int, instance: int = PLUGIN) -> None:
+        """Instantiate an `InstancePre` (its address) as `instance` (`KERNEL` or `PLUGIN`)."""
+        at = self.scratch_at
+        self._check(_C["pre_instantiate"](pre, self.context(), at + instance, at + _TRAP))
+
+    def link(self, linker: int, name: bytes, instance: int, module: int, into: int) -> None:
+        """Define `instance`'s exports in `linker` as module `name` (replacing the last call's: the linker allows
+        shadowing), then instantiate `module` (its address) through it as `into`."""
+        at, ctx = self.scratch_at, self.context()
+        self._check(_C["define_instance"](linker, ctx, name, len(name), at + instance))
+        self._check(_C["linker_instantiate"](linker, ctx, module, at + into, at + _TRAP))
+
+    def export(self, name: str, kind: int, instance: int = PLUGIN) -> int:
+        """The address of `instance`'s export `name` if it is of `kind`, else 0."""
         if self.next_extern >= _SCRATCH:
             raise RuntimeError("too many exports looked up in one call")
         slot = self.scratch_at + self.next_extern
-        encoded = name.encode()
-        if not _C["export_get"](self.context(), self.scratch_at + _INSTANCE, encoded, len(encoded), slot):
+        encoded = _NAMES.get(name) or name.encode()
+        if not _C["export_get"](self.context(), self.scratch_at + instance, encoded, len(encoded), slot):
             return 0
         if self.scratch[self.next_extern] != kind:
             return 0
         self.next_extern += 32
         return slot + 8
 
-    def func(self, name: str) -> int:
-        return self.export(name, _EXTERN_FUNC)
+    def func(self, name: str, instance: int = PLUGIN) -> int:
+        return self.export(name, _EXTERN_FUNC, instance)
 
-    def call(self, func: int, has_result: bool) -> int:
-        """Call a `() -> i32` or `() -> ()` function; its result (0 when it has none)."""
-        at = self.scratch_at
-        _U64.pack_into(self.scratch, _RESULT, 0)
-        error = _C["func_call"](self.context(), func, at + _RESULT, 1, at + _TRAP)
-        if error or _U64.unpack_from(self.scratch, _TRAP)[0]:
-            _raise(error, self.scratch)
-        return int(_I32.unpack_from(self.scratch, _RESULT)[0]) if has_result else 0
+    def call(self, func: int, result: str | None, *args: int) -> int:
+        """Call a function of at most three integer parameters and one result ("i32", "i64" or None); the result
+        (0 when it has none)."""
+        scratch = self.scratch
+        for index, arg in enumerate(args):
+            _I64.pack_into(scratch, _VALS + 16 * index, arg)
+        if not args:
+            _U64.pack_into(scratch, _VALS, 0)
+        self._check(_C["func_call"](self.context(), func, self.scratch_at + _VALS, 3, self.scratch_at + _TRAP))
+        if result is None:
+            return 0
+        return int((_I32 if result == "i32" else _I64).unpack_from(scratch, _VALS)[0])
 
-    def memory(self) -> GuestMemory:
-        return NativeMemory(self, self.export("memory", _EXTERN_MEMORY))
+    def memory(self, instance: int = PLUGIN) -> GuestMemory:
+        return NativeMemory(self, self.export("memory", _EXTERN_MEMORY, instance))
 
     def close(self) -> None:
         if self.ptr:

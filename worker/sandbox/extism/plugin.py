@@ -35,6 +35,7 @@ class ExtismPlugin:
     returns_rc: dict[str, bool]
     needs_wasi: bool
     initializer: str | None
+    kernel_imports: frozenset[str] = frozenset()  # the kernel functions it imports (kernel.kernel_module)
 
 
 def _types(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -83,7 +84,11 @@ def check_plugin(module: wasmtime.Module, *, ref: str, functions: Iterable[str])
          and _types(cast(wasmtime.FuncType, exports[n])) == _NO_RC),
         None,
     )  # fmt: skip
-    return ExtismPlugin(ref=ref, module=module, returns_rc=returns_rc, needs_wasi=needs_wasi, initializer=initializer)
+    kernel_imports = frozenset(imp.name or "" for imp in module.imports if imp.module == kernel.MODULE)
+    return ExtismPlugin(
+        ref=ref, module=module, returns_rc=returns_rc, needs_wasi=needs_wasi, initializer=initializer,
+        kernel_imports=kernel_imports,
+    )  # fmt: skip
 
 
 def load_plugin(engine: wasmtime.Engine, wasm: bytes, *, ref: str, functions: Iterable[str]) -> ExtismPlugin:

@@ -1,8 +1,8 @@
-"""What one Extism call owns on the host side: its memory blocks, input, output, error, vars and logs.
+"""What one Extism call owns on the host side: its config, vars and logs (its blocks are in the kernel's memory).
 
 A `CallState` lives for one call only: vars never outlive it (a fresh instance per call, so nothing a plugin
 keeps can reach the next job), and every collection in it is bounded. The runner's `Slot` says which call is
-running, so the kernel functions find it without any global.
+running, so the host functions find it without any global.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from ...errors import MemoryLimitExceeded
 from ..memory import GuestMemory
-from .blocks import BlockStore
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")  # the kernel's numbering: trace = 0 ... error = 4
 _ENTRY_OVERHEAD = 64  # per var or log line: Extism counts its map entries' headers too
@@ -25,7 +24,6 @@ _ENTRY_OVERHEAD = 64  # per var or log line: Extism counts its map entries' head
 class CallLimits:
     """The per-call bounds of what the host keeps for a plugin besides its linear memory."""
 
-    block_bytes: int
     var_bytes: int = 1024 * 1024  # Extism's default `max_var_bytes`
     log_bytes: int = 64 * 1024
     log_lines: int = 256
@@ -34,41 +32,35 @@ class CallLimits:
 
 
 class CallState:
-    """The host side of one call; kernel functions get it from the runner's `Slot`."""
+    """The host side of one call; host functions get it from the runner's `Slot`."""
 
     __slots__ = (
-        "blocks",
         "charge",
         "config",
-        "error",
-        "input",
-        "input_length",
+        "error_text",
+        "kernel",
         "limits",
         "log_bytes",
         "logs",
         "logs_dropped",
         "memory",
-        "output",
         "owed",
         "pending",
+        "stash",
         "var_bytes",
         "vars",
     )
 
-    def __init__(
-        self, data: bytes, config: Mapping[str, str], limits: CallLimits, charge: Callable[[Any, int], bool]
-    ) -> None:
+    def __init__(self, config: Mapping[str, str], limits: CallLimits, charge: Callable[[Any, int], bool]) -> None:
         self.limits = limits
-        self.charge = charge  # take fuel through a kernel function's caller: False when too little is left
-        self.owed = 0  # bytes of host work not yet taken from the fuel (kernel._charge)
+        self.charge = charge  # take fuel through a host function's caller: False when too little is left
+        self.owed = 0  # bytes of host work not yet taken from the fuel (host._charge)
         self.memory: GuestMemory | None = None  # the plugin's exported memory, once instantiated
-        self.pending: BaseException | None = None  # what a raw kernel function raised (see native.py)
-        self.blocks = BlockStore(limits.block_bytes)
-        self.input = self.blocks.new(data)
-        self.input_length = len(data)
+        self.kernel: GuestMemory | None = None  # the kernel's memory, once instantiated
+        self.pending: BaseException | None = None  # what a raw host function raised (see native.py)
         self.config = config
-        self.output: tuple[int, int] = (0, 0)
-        self.error = 0
+        self.stash = b""  # a config value or var on its way into a kernel block (host.take)
+        self.error_text: bytes | None = None  # the block error_set pointed at, read at the end of the call
         self.vars: dict[str, bytes] = {}
         self.var_bytes = 0
         self.logs: list[dict[str, str]] = []  # {"level", "message"} (invalid UTF-8 replaced): a job result's shape
@@ -77,16 +69,11 @@ class CallState:
 
     # -- the plugin's answer ---------------------------------------------------------------------------
 
-    def output_bytes(self) -> bytes:
-        offset, length = self.output
-        return self.blocks.read(offset, length) if length else b""
-
     def error_message(self) -> str | None:
-        """The message `error_set` pointed at, if any (its block is kept alive: see `kernel.free`)."""
-        if not self.error:
+        """The message `error_set` pointed at, if any (the kernel keeps its block alive)."""
+        if self.error_text is None:
             return None
-        raw = self.blocks.get(self.error)
-        text = bytes(raw or b"").decode("utf-8", errors="replace")
+        text = self.error_text.decode("utf-8", errors="replace")
         limit = self.limits.message_chars
         return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
@@ -128,10 +115,10 @@ class CallState:
 
 
 class Slot:
-    """The call a runner is running, which its kernel functions read (as `slot.state`) on every kernel call.
+    """The call a runner is running, which its host functions read (as `slot.state`) whenever the kernel calls out.
 
     A runner runs one call at a time: `enter` refuses a second while one is running (another thread using
-    the same runner), since a kernel function would then see the wrong call's blocks. One runner per thread.
+    the same runner), since a host function would then see the wrong call's state. One runner per thread.
     """
 
     __slots__ = ("_busy", "state")
@@ -159,7 +146,7 @@ class Slot:
             self.leave()
 
     def hand_over(self, exc: BaseException) -> None:
-        """Keep what a raw kernel function raised for the runner, which raises it instead of the trap it became."""
+        """Keep what a raw host function raised for the runner, which raises it instead of the trap it became."""
         state = self.state
         if state is not None and state.pending is None:
             state.pending = exc
