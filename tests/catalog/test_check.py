@@ -32,10 +32,10 @@ def test_a_good_module_passes_and_yields_its_artifact() -> None:
 
 
 def test_a_module_too_costly_to_compile_is_refused() -> None:
-    pub, wasm = publication(costly_greeter(1500, 500))
+    pub, wasm = publication(costly_greeter(1500, 500))  # about 2 s of compiling here (7.5 MB)
     # over its CPU-time limit, or (on a loaded machine) over the wall-time limit of twice that: both are this limit
     with pytest.raises(ModuleRejected, match=r"limit of \d+ s.*compile_timeout_s") as info:
-        check_module(pub.spec(wasm), wasm, Settings(compile_timeout_s=2))
+        check_module(pub.spec(wasm), wasm, Settings(compile_timeout_s=1))
     assert info.value.details["limit"] == "compile_timeout_s"
 
 
@@ -55,7 +55,7 @@ def test_the_checks_verdict_is_the_workers(tmp_path: Path) -> None:
 
 
 def test_publishing_refuses_what_is_too_large_or_too_costly_and_stores_nothing(tmp_path: Path, redis_url: str) -> None:
-    settings = Settings(redis_url=redis_url, manifests=(), cache_dir=None, max_module_mb=8, compile_timeout_s=2)
+    settings = Settings(redis_url=redis_url, manifests=(), cache_dir=None, max_module_mb=8, compile_timeout_s=1)
     big = tmp_path / "big.wasm"
     big.write_bytes(padded_greeter(8 * MIB + 1))
     costly = tmp_path / "costly.wasm"

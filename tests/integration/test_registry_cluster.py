@@ -203,7 +203,7 @@ def test_pinning_conflicts_and_who_may_publish(cluster: Cluster, client: Client)
 
 def test_too_costly_to_compile_is_refused_at_publish(cluster: Cluster, client: Client, tmp_path: Path) -> None:
     costly = tmp_path / "costly.wasm"
-    costly.write_bytes(costly_greeter(4000, 500))  # well over 2 s of compiling on any machine; stopped at 2
+    costly.write_bytes(costly_greeter(4000, 500))  # about 5 s of compiling here; stopped at 2
     done = cluster.wasmq("modules", "add", "--name", "costly", "--version", "1.0.0", "--function", "greet:packed",
                          str(costly), WASMQ_COMPILE_TIMEOUT_S="2")  # fmt: skip
     assert done.returncode == 1 and "ModuleRejected" in done.stderr and "compile_timeout_s" in done.stderr

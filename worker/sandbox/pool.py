@@ -57,7 +57,7 @@ TABLE_KEEP_RESIDENT = 64 * 1024
 # The most one store of the sandbox may hold; each runner's limiter caps its stores at or under these.
 STORE_MEMORIES = 2
 STORE_TABLES = 32
-STORE_INSTANCES = 64  # componentize-py's greeting_py instantiates 38 core modules
+STORE_INSTANCES = 65  # componentize-py's greeting_py instantiates 38 core modules; +1: the component memory meter
 
 SETTINGS: dict[str, int] = {
     "max_memory_size": MEMORY_SLOT_BYTES,
