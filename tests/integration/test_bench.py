@@ -24,6 +24,7 @@ def test_bench_reports_every_phase_ratio_and_in_process_figure(redis_url: str) -
     cmd = [
         sys.executable, str(ROOT / "bench" / "compare.py"), "--quick", "--json", "--rounds", "1",
         "--singles", "40", "--items", "2000", "--chunk", "100", "--latency", "5", "--leak-calls", "500",
+        "--batch-lines", "3000", "--batch-big-lines", "6000",
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -37,6 +38,13 @@ def test_bench_reports_every_phase_ratio_and_in_process_figure(redis_url: str) -
         assert phase["items_per_message"] == (100 if key in ("a2", "c") else 1)
     assert set(result["ratios"]) == {"b/a1", "c/a2", "b0/a1"}
     assert all(v > 0 and math.isfinite(v) for v in result["ratios"].values())
+
+    e = result["file_batch"]  # the file of names to JSONL: plain Celery chunks, wasmq batch, a larger wasmq batch
+    assert set(e["runs"]) == {"e-plain", "e-wasmq", "e-wasmq-big"}
+    for key, run in e["runs"].items():
+        assert run["exit"] == 0 and run["items_per_s"] > 0 and run["peak_rss_mb"] > 0, (key, run)
+        assert run["rows"] == (6000 if key == "e-wasmq-big" else 3000), (key, run)
+    assert e["runs"]["e-wasmq"]["single_job_s"]["n"] >= 0 and e["ratio_wasmq_to_plain"] > 0
 
     d = result["in_process"]
     assert d["micro"]["sandbox_us"] > 0 and d["micro"]["raw_us"] > 0 and d["micro"]["ratio"] > 0
