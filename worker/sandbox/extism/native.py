@@ -39,7 +39,7 @@ _EXTERN_FUNC, _EXTERN_MEMORY = 0, 3
 _TRAP, _FUEL, KERNEL, PLUGIN, _VALS, _EXTERNS = 0, 8, 16, 32, 48, 96
 _SCRATCH = _EXTERNS + 6 * 32
 _U64 = struct.Struct("<Q")
-_NAMES: Final = {"memory": b"memory", "begin": b"begin"}  # looked up on every call
+_NAMES: Final = {"memory": b"memory"}  # looked up on every call
 _I64 = struct.Struct("<q")
 _I32 = struct.Struct("<i")
 
@@ -84,6 +84,7 @@ def _load() -> dict[str, Any]:
         "func_call": bind("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p),
         "memory_data": bind("wasmtime_memory_data", p, p, p),
         "memory_data_size": bind("wasmtime_memory_data_size", c_size_t, p, p),
+        "memory_grow": bind("wasmtime_memory_grow", p, p, p, c_uint64, p),
     }  # fmt: skip
 
 
@@ -295,7 +296,27 @@ class NativeMemory(GuestMemory):
 
     @property
     def size(self) -> int:
-        return int(_C["memory_data_size"](self.native.context(), self.at)) if self.at else 0
+        if not self.at:
+            return 0
+        ctx = self.native.ctx
+        if not ctx:
+            raise ValueError("this store is closed")  # a dangling context would crash the process
+        return _memory_data_size(ctx, self.at)  # type: ignore[no-any-return]  # a c_size_t result: an int
 
     def _base(self) -> int:
-        return int(_C["memory_data"](self.native.context(), self.at))
+        return int(_memory_data(self.native.context(), self.at))
+
+    def grow(self, pages: int) -> bool:
+        """Grow by `pages` (64 KiB each); False when the store's limiter (the call's memory cap) refuses."""
+        native = self.native
+        error = _C["memory_grow"](native.context(), self.at, pages, native.scratch_at + _FUEL)
+        if error:
+            try:
+                _raise(error, native.scratch)
+            except wasmtime.WasmtimeError:
+                return False
+        return True
+
+
+_memory_data_size: Any = _C.get("memory_data_size")  # bound once: a dict look-up less per access
+_memory_data: Any = _C.get("memory_data")
