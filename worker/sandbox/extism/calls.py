@@ -23,6 +23,7 @@ from . import kernel, native
 MEMORIES = 2
 INSTANCES = 2  # the kernel and the plugin
 TABLES = pool.STORE_TABLES
+_MODULE = kernel.MODULE.encode()
 _ONE_COPY = 64 * 1024  # an input up to this size goes into the kernel with its settings in one copy
 
 
@@ -96,7 +97,7 @@ class NativeCall:
 
     def instantiate(self, linker: int, module: int) -> None:
         store = self.store
-        store.link(linker, kernel.MODULE.encode(), native.KERNEL, module, native.PLUGIN)
+        store.link(linker, _MODULE, native.KERNEL, module, native.PLUGIN)
         self.memory = store.memory(native.PLUGIN)
 
     def run(self, name: str, returns_rc: bool) -> int:
