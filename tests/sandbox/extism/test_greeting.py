@@ -104,3 +104,19 @@ def test_memory_cap_inside_the_plugin(runner: ExtismRunner, greeting: ExtismPlug
     with pytest.raises(MemoryLimitExceeded):
         runner.call(greeting, "greet", "x" * 40_000, **{**LIMITS, "memory_bytes": 128 * 1024})
     assert runner.call(greeting, "greet", "x" * 40_000, **LIMITS)[0] == f"Hello World, {'x' * 40_000}!"
+
+
+@pytest.mark.parametrize("size", [64_000, 70_000, 300_000])  # one kernel page, two (one copy), five (two copies)
+def test_inputs_past_the_kernels_first_page(runner: ExtismRunner, greeting: ExtismPlugin, size: int) -> None:
+    """The host grows the kernel's memory to hold the input before writing it; the kernel sees every byte."""
+    name = "é" + "x" * (size - 4) + "!"
+    assert runner.call(greeting, "greet", name, **LIMITS)[0] == f"Hello World, {name}!"
+
+
+def test_an_input_the_kernel_cannot_grow_for(runner: ExtismRunner, greeting: ExtismPlugin) -> None:
+    """Under the cap counted in bytes, but its block needs a second kernel page past the cap: refused, typed."""
+    from worker.errors import MemoryLimitExceeded
+
+    with pytest.raises(MemoryLimitExceeded, match="kernel's memory cannot grow") as caught:
+        runner.call(greeting, "greet", b"x" * 98_000, **{**LIMITS, "memory_bytes": 100_000})
+    assert caught.value.details["limit"] == "kernel_blocks"

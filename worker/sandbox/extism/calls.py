@@ -1,4 +1,5 @@
-"""One Extism call's store: the kernel instantiated first, the input written into its memory, then the plugin
+"""One Extism call's store: the kernel instantiated first, the call's settings and input written into its memory
+at kernel.SETTINGS_AT (no call into the kernel: it reads them on the plugin's first kernel call), then the plugin
 linked to the kernel's exports and instantiated, on the C API (`NativeCall`) or on wasmtime-py's public API
 (`PublicCall`, its twin: same steps, slower).
 
@@ -22,6 +23,8 @@ from . import kernel, native
 MEMORIES = 2
 INSTANCES = 2  # the kernel and the plugin
 TABLES = pool.STORE_TABLES
+_MODULE = kernel.MODULE.encode()
+_ONE_COPY = 64 * 1024  # an input up to this size goes into the kernel with its settings in one copy
 
 
 class Finish(NamedTuple):
@@ -73,18 +76,28 @@ class NativeCall:
         self.kernel: GuestMemory | None = None
         self.memory: GuestMemory | None = None
 
-    def start(self, kernel_pre: int, data: bytes, log_level: int, has_config: bool) -> None:
-        """Instantiate the kernel and hand it the input."""
+    def start(self, kernel_pre: int, kernel_bytes: int, data: bytes, *, log_level: int, has_config: bool,
+              cap: int) -> None:  # fmt: skip
+        """Instantiate the kernel (a fresh instance: `kernel_bytes` of memory, its module's least) and write the
+        settings and the input, growing its memory first if they need more (`MemoryLimitExceeded` past `cap`)."""
         store = self.store
         store.instantiate(kernel_pre, native.KERNEL)
-        self.kernel = store.memory(native.KERNEL)
-        offset = store.call(store.func("begin", native.KERNEL), "i64", len(data), log_level, int(has_config))
-        if data:
-            self.kernel.write(offset, data, "kernel input")
+        memory = self.kernel = store.memory(native.KERNEL)
+        assert isinstance(memory, native.NativeMemory)
+        pages = kernel.grow_pages(kernel_bytes, len(data))
+        if pages and not memory.grow(pages):
+            raise kernel.input_refused(len(data), cap)
+        base = memory.base() + kernel.SETTINGS_AT  # the span fits: the memory is at least grow_pages' end
+        if len(data) <= _ONE_COPY:
+            blob = kernel.settings(data, log_level, has_config)
+            ctypes.memmove(base, blob, len(blob))
+        else:
+            ctypes.memmove(base, kernel.SETTINGS.pack(len(data), log_level, has_config), kernel.SETTINGS.size)
+            ctypes.memmove(base + kernel.SETTINGS.size, data, len(data))
 
     def instantiate(self, linker: int, module: int) -> None:
         store = self.store
-        store.link(linker, kernel.MODULE.encode(), native.KERNEL, module, native.PLUGIN)
+        store.link(linker, _MODULE, native.KERNEL, module, native.PLUGIN)
         self.memory = store.memory(native.PLUGIN)
 
     def run(self, name: str, returns_rc: bool) -> int:
@@ -123,15 +136,19 @@ class PublicCall:
         self.exports: Any = None
         self._kernel: wasmtime.Instance | None = None
 
-    def start(self, kernel_pre: wasmtime.InstancePre, data: bytes, log_level: int, has_config: bool) -> None:
+    def start(self, kernel_pre: wasmtime.InstancePre, kernel_bytes: int, data: bytes, *, log_level: int,
+              has_config: bool, cap: int) -> None:  # fmt: skip
         instance = self._kernel = kernel_pre.instantiate(self.store)
-        exports = instance.exports(self.store)
-        memory, begin = exports["memory"], exports["begin"]
-        assert isinstance(memory, wasmtime.Memory) and isinstance(begin, wasmtime.Func)  # kernel.wat's
+        memory = instance.exports(self.store)["memory"]
+        assert isinstance(memory, wasmtime.Memory)  # kernel.wat's
         self.kernel = GuestMemory(memory, self.store)
-        offset = begin(self.store, len(data), log_level, int(has_config))
-        if data:
-            self.kernel.write(offset, data, "kernel input")
+        pages = kernel.grow_pages(kernel_bytes, len(data))
+        if pages:
+            try:
+                memory.grow(self.store, pages)
+            except wasmtime.WasmtimeError:
+                raise kernel.input_refused(len(data), cap) from None
+        self.kernel.write(kernel.SETTINGS_AT, kernel.settings(data, log_level, has_config), "kernel input")
 
     def instantiate(self, linker: wasmtime.Linker, module: wasmtime.Module) -> None:
         assert self._kernel is not None

@@ -30,6 +30,12 @@ HOST_MODULE: Final = "wasmq:kernel"  # what the kernel module imports from the h
 ABORT: Final = ("env", "abort")  # AssemblyScript's; Extism does not provide it (see plugin.py)
 RESERVED: Final = 1024 + 16  # the kernel's own bytes and one block header: the least a call's input leaves
 RECORD: Final = struct.Struct("<QQQQIIQQ")  # kernel.wat, page 0: output, error, fault
+# What the host writes into a fresh kernel instance before the plugin runs (kernel.wat reads it on its first
+# call): at SETTINGS_AT the input's length, the log level, whether there is any config; the input at INPUT_AT.
+SETTINGS: Final = struct.Struct("<III4x")
+SETTINGS_AT: Final = 1024
+INPUT_AT: Final = SETTINGS_AT + SETTINGS.size
+PAGE: Final = 65536
 
 _I32, _I64 = ("i32",), ("i64",)
 # The kernel's functions, as Extism declares them: name -> (params, results). tests check kernel.wat against it.
@@ -67,7 +73,7 @@ _SITES: Final = {
 _BAD_OFFSET, _BAD_HANDLE, _OUT_OF_MEMORY, _BAD_OUTPUT = 1, 2, 3, 4
 
 _EXPORT = re.compile(r'\(export "([a-z_0-9]+)"\)')
-_HOST_EXPORTS: Final = frozenset({"memory", "begin"})
+_HOST_EXPORTS: Final = frozenset({"memory"})
 _modules: weakref.WeakKeyDictionary[wasmtime.Engine, dict[frozenset[str], wasmtime.Module]] = (
     weakref.WeakKeyDictionary()
 )
@@ -94,6 +100,34 @@ def kernel_module(engine: wasmtime.Engine, imports: frozenset[str] | None = None
         text = _EXPORT.sub(lambda m: m.group(0) if m.group(1) in keep else "", wat())
         found = compiled[names] = wasmtime.Module(engine, bytes(wasmtime.wat2wasm(text)))
     return found
+
+
+def initial_bytes(module: wasmtime.Module) -> int:
+    """The memory a fresh instance of a kernel module has: its memory type's least pages."""
+    for export in module.exports:
+        if export.name == "memory" and isinstance(export.type, wasmtime.MemoryType):
+            return export.type.limits.min * PAGE
+    raise RuntimeError("the kernel module exports no memory")  # pragma: no cover - kernel.wat does
+
+
+def settings(data: bytes, log_level: int, has_config: bool) -> bytes:
+    """The settings and the input, as the host writes them at SETTINGS_AT (one copy: for a small input)."""
+    return SETTINGS.pack(len(data), log_level, has_config) + data
+
+
+def grow_pages(size: int, data_length: int) -> int:
+    """The pages a kernel memory of `size` bytes must grow by to hold the settings and an input of
+    `data_length` bytes (the input's block rounded to 16 bytes, as kernel.wat's $setup checks)."""
+    end = INPUT_AT + ((data_length + 15) & ~15)
+    return 0 if end <= size else (end - size + PAGE - 1) // PAGE
+
+
+def input_refused(data_length: int, cap: int) -> MemoryLimitExceeded:
+    """The kernel's memory cannot grow to hold the input under the call's cap (its limiter refused)."""
+    return MemoryLimitExceeded(
+        f"input of {data_length} bytes: the kernel's memory cannot grow to hold it under the call's cap of {cap} bytes",
+        limit="kernel_blocks",
+    )
 
 
 class Record:

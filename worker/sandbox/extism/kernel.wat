@@ -12,6 +12,12 @@
 ;; record into a typed error. Freed blocks go on free lists by size class (floor(log2 cap)) and are reused,
 ;; zeroed again in a loop that costs fuel (about one unit per 5 bytes). Memory grows past the call's cap only
 ;; if the store's limiter lets it: it does not, so `alloc` then faults "out of memory".
+;;
+;; A call needs no set-up call: the host writes the call's settings at 1024 ([input length u32][log level u32]
+;; [has config u32][0 u32]) and the input's bytes at 1040 (growing the memory first if they do not fit its page)
+;; into this fresh instance, and the kernel's first function the plugin calls reads them ($setup): the input
+;; becomes the first block, its header written over the settings. Every function that reads call state or
+;; blocks sets up first (load/store's fast paths need not: their cache is empty until $find has run).
 (module
   (import "wasmq:kernel" "config_get" (func $host_config_get (param i32 i32) (result i64)))
   (import "wasmq:kernel" "var_get" (func $host_var_get (param i32 i32) (result i64)))
@@ -38,6 +44,27 @@
   (global $error (mut i64) (i64.const 0))
   (global $log_level (mut i32) (i32.const 2))
   (global $has_config (mut i32) (i32.const 1))
+  (global $ready (mut i32) (i32.const 0))  ;; 1 once $setup has read the host's settings
+
+  ;; The call's settings and its input (see above), read once; the input is the block at 1040 (none if empty).
+  (func $setup
+    (local $n i64) (local $need i64)
+    (global.set $ready (i32.const 1))
+    (local.set $n (i64.load32_u (i32.const 1024)))
+    (global.set $log_level (i32.load (i32.const 1028)))
+    (global.set $has_config (i32.load (i32.const 1032)))
+    (i64.store (i32.const 1024) (i64.const 0))
+    (i64.store (i32.const 1032) (i64.const 0))
+    (if (i64.eqz (local.get $n)) (then (return)))
+    (local.set $need (i64.and (i64.add (local.get $n) (i64.const 15)) (i64.const -16)))
+    (call $reserve (i64.add (i64.const 1040) (local.get $need)) (local.get $n))  ;; the host grew it: a check
+    (i32.store (i32.const 1024) (i32.wrap_i64 (local.get $need)))
+    (i32.store (i32.const 1028) (i32.wrap_i64 (local.get $n)))
+    (i32.store (i32.const 256) (i32.const 1024))
+    (global.set $count (i32.const 1))
+    (global.set $top (i64.add (i64.const 1040) (local.get $need)))
+    (global.set $input (i64.const 1040))
+    (global.set $input_len (local.get $n)))
 
   (func $fault (param $code i32) (param $site i32) (param $a i64) (param $b i64)
     (i32.store (i32.const 32) (local.get $code))
@@ -49,6 +76,7 @@
   ;; The header of the live block whose data holds [a, a+size), or 0; caches it.
   (func $find (param $a i64) (param $size i64) (result i32)
     (local $lo i32) (local $hi i32) (local $mid i32) (local $h i32) (local $d i64) (local $len i64)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (if (i64.ge_u (local.get $a) (i64.const 0x1_0000_0000)) (then (return (i32.const 0))))
     (local.set $hi (global.get $count))
     (block $found
@@ -74,6 +102,7 @@
   ;; The header of the live block starting at `off`, or 0.
   (func $live (param $off i64) (result i32)
     (local $h i32) (local $pos i32)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (if (i32.or (i32.or (i64.lt_u (local.get $off) (i64.const 1040)) (i64.ge_u (local.get $off) (global.get $top)))
                 (i32.wrap_i64 (i64.and (local.get $off) (i64.const 15))))
       (then (return (i32.const 0))))
@@ -124,6 +153,7 @@
 
   (func $alloc (export "alloc") (param $n i64) (result i64)
     (local $need i32) (local $k i32) (local $j i32) (local $h i32) (local $grown i64)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (if (i64.eqz (local.get $n)) (then (return (i64.const 0))))
     (if (i64.gt_u (local.get $n) (i64.const 0xFFFF_0000))
       (then (call $fault (i32.const 3) (i32.const 14) (local.get $n) (i64.const 0))))
@@ -212,13 +242,15 @@
         (then (call $fault (i32.const 1) (i32.const 4) (local.get $a) (i64.const 8))))))
     (i64.store (i32.wrap_i64 (local.get $a)) (local.get $v)))
 
-  (func (export "input_length") (result i64) (global.get $input_len))
-  (func (export "input_offset") (result i64) (global.get $input))
+  (func (export "input_length") (result i64) (if (i32.eqz (global.get $ready)) (then (call $setup))) (global.get $input_len))
+  (func (export "input_offset") (result i64) (if (i32.eqz (global.get $ready)) (then (call $setup))) (global.get $input))
   (func (export "input_load_u8") (param $i i64) (result i32)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (if (i64.ge_u (local.get $i) (global.get $input_len))
       (then (call $fault (i32.const 1) (i32.const 5) (local.get $i) (i64.const 1))))
     (i32.load8_u (i32.wrap_i64 (i64.add (global.get $input) (local.get $i)))))
   (func (export "input_load_u64") (param $i i64) (result i64)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (if (i32.eqz (i32.and (i64.lt_u (local.get $i) (global.get $input_len))
                           (i64.ge_u (i64.sub (global.get $input_len) (local.get $i)) (i64.const 8))))
       (then (call $fault (i32.const 1) (i32.const 6) (local.get $i) (i64.const 8))))
@@ -243,6 +275,7 @@
   ;; config_get, var_get: the host answers the value's length (-1: none) and keeps it; a block then takes it.
   (func $fetch (param $key i64) (param $site i32) (result i64)
     (local $n i64) (local $block i64)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (local.set $n (i64.extend_i32_u (call $handle (local.get $key) (local.get $site))))
     (if (i32.eq (local.get $site) (i32.const 9))
       (then (local.set $n (if (result i64) (global.get $has_config)
@@ -268,6 +301,7 @@
 
   (func $log (param $level i32) (param $off i64)
     (local $n i32)
+    (if (i32.eqz (global.get $ready)) (then (call $setup)))
     (local.set $n (call $handle (local.get $off) (i32.add (i32.const 16) (local.get $level))))
     (if (i32.ge_u (local.get $level) (global.get $log_level))
       (then (call $host_log (local.get $level) (i32.wrap_i64 (local.get $off)) (local.get $n))))
@@ -277,20 +311,11 @@
   (func (export "log_info") (param $off i64) (call $log (i32.const 2) (local.get $off)))
   (func (export "log_warn") (param $off i64) (call $log (i32.const 3) (local.get $off)))
   (func (export "log_error") (param $off i64) (call $log (i32.const 4) (local.get $off)))
-  (func (export "get_log_level") (result i32) (global.get $log_level))
+  (func (export "get_log_level") (result i32) (if (i32.eqz (global.get $ready)) (then (call $setup))) (global.get $log_level))
 
   (func (export "http_request") (param $request i64) (param $body i64) (result i64)
     (call $host_http (i32.wrap_i64 (local.get $request)) (call $handle (local.get $request) (i32.const 13)))
     (unreachable))  ;; the host refuses every request
   (func (export "http_status_code") (result i32) (i32.const 0))
   (func (export "http_headers") (result i64) (i64.const 0))
-
-  ;; Set up a call: the log level, whether there is any config, and the input's block (the host fills it).
-  (func (export "begin") (param $n i64) (param $log_level i32) (param $has_config i32) (result i64)
-    (i64.store (i32.const 0) (i64.const 0))  ;; a write first: the page's only fault (a read first costs two)
-    (global.set $log_level (local.get $log_level))
-    (global.set $has_config (local.get $has_config))
-    (global.set $input (call $alloc (local.get $n)))
-    (global.set $input_len (local.get $n))
-    (global.get $input))
 )

@@ -39,9 +39,6 @@ _EXTERN_FUNC, _EXTERN_MEMORY = 0, 3
 _TRAP, _FUEL, KERNEL, PLUGIN, _VALS, _EXTERNS = 0, 8, 16, 32, 48, 96
 _SCRATCH = _EXTERNS + 6 * 32
 _U64 = struct.Struct("<Q")
-_NAMES: Final = {"memory": b"memory", "begin": b"begin"}  # looked up on every call
-_I64 = struct.Struct("<q")
-_I32 = struct.Struct("<i")
 
 
 def _load() -> dict[str, Any]:
@@ -84,6 +81,7 @@ def _load() -> dict[str, Any]:
         "func_call": bind("wasmtime_func_call_unchecked", p, p, p, p, c_size_t, p),
         "memory_data": bind("wasmtime_memory_data", p, p, p),
         "memory_data_size": bind("wasmtime_memory_data_size", c_size_t, p, p),
+        "memory_grow": bind("wasmtime_memory_grow", p, p, p, c_uint64, p),
     }  # fmt: skip
 
 
@@ -92,6 +90,22 @@ try:
     AVAILABLE, UNAVAILABLE_REASON = True, ""
 except (ImportError, AttributeError, TypeError) as _exc:  # pragma: no cover - depends on the wasmtime-py build
     _C, AVAILABLE, UNAVAILABLE_REASON = {}, False, f"{type(_exc).__name__}: {_exc}"
+
+# Bound once: a dict look-up less per C call (None when the fast path is unavailable: never called then).
+_c_store_new: Any = _C.get("store_new")
+_c_store_context: Any = _C.get("store_context")
+_c_store_delete: Any = _C.get("store_delete")
+_c_limiter: Any = _C.get("limiter")
+_c_set_fuel: Any = _C.get("set_fuel")
+_c_get_fuel: Any = _C.get("get_fuel")
+_c_set_epoch_deadline: Any = _C.get("set_epoch_deadline")
+_c_pre_instantiate: Any = _C.get("pre_instantiate")
+_c_define_instance: Any = _C.get("define_instance")
+_c_linker_instantiate: Any = _C.get("linker_instantiate")
+_c_export_get: Any = _C.get("export_get")
+_c_func_call: Any = _C.get("func_call")
+_memory_data_size: Any = _C.get("memory_data_size")
+_memory_data: Any = _C.get("memory_data")
 
 
 def address(obj: Any) -> int:
@@ -174,16 +188,28 @@ def charge_fuel(caller: int, units: int) -> bool:
 # -- a call's store and instances ---------------------------------------------------------------------
 
 
-def new_scratch() -> Any:
-    """The few bytes a `NativeStore` passes to the C API (trap pointer, fuel, instances, values, exports)."""
-    return (ctypes.c_uint8 * _SCRATCH)()
+class Scratch(ctypes.Structure):
+    """The few bytes a `NativeStore` passes to the C API, at the offsets above (`_TRAP` ... `_EXTERNS`)."""
+
+    _fields_ = (
+        ("trap", c_uint64),
+        ("fuel", c_uint64),
+        ("instances", ctypes.c_uint8 * 32),
+        ("vals", c_int64 * 6),
+        ("externs", ctypes.c_uint8 * (_SCRATCH - _EXTERNS)),
+    )
+
+
+def new_scratch() -> Scratch:
+    """A scratch block (trap pointer, fuel, instances, values, exports) for one store at a time."""
+    return Scratch()
 
 
 class NativeStore:
     """A native store with limits, fuel and an epoch deadline, two instances (`KERNEL`, `PLUGIN`), and their
-    exports by name."""
+    exports by name. The C functions are bound to module globals (`_c_...`): a dict look-up less per C call."""
 
-    __slots__ = ("ctx", "next_extern", "ptr", "scratch", "scratch_at")
+    __slots__ = ("ctx", "next_extern", "ptr", "scratch", "scratch_at", "vals")
 
     def __init__(
         self,
@@ -196,24 +222,26 @@ class NativeStore:
         memories: int = 1,
         instances: int = -1,
         tables: int = -1,
-        scratch: Any = None,
+        scratch: Scratch | None = None,
     ) -> None:
-        ptr = _C["store_new"](engine, None, None)
+        ptr = _c_store_new(engine, None, None)
         if not ptr:
             raise MemoryError("wasmtime_store_new failed")
         self.ptr: int = ptr
-        self.ctx: int = _C["store_context"](ptr)
+        ctx: int = _c_store_context(ptr)
+        self.ctx: int = ctx
         # A caller running one store at a time may lend one scratch block to all of them (`new_scratch`).
-        self.scratch = scratch if scratch is not None else new_scratch()
-        _U64.pack_into(self.scratch, _TRAP, 0)
-        self.scratch_at = ctypes.addressof(self.scratch)
+        scratch = self.scratch = scratch if scratch is not None else Scratch()
+        scratch.trap = 0
+        self.vals = scratch.vals
+        self.scratch_at = ctypes.addressof(scratch)
         self.next_extern = _EXTERNS
-        _C["limiter"](ptr, memory_bytes, table_elements, instances, tables, memories)
-        error = _C["set_fuel"](self.ctx, fuel)
+        _c_limiter(ptr, memory_bytes, table_elements, instances, tables, memories)
+        error = _c_set_fuel(ctx, fuel)
         if error:
             self.close()
-            _raise(error, self.scratch)
-        _C["set_epoch_deadline"](self.ctx, ticks)
+            _raise(error, scratch)
+        _c_set_epoch_deadline(ctx, ticks)
 
     def context(self) -> int:
         if not self.ctx:
@@ -226,62 +254,71 @@ class NativeStore:
             _raise(error, self.scratch)
 
     def fuel_left(self) -> int:
-        if _C["get_fuel"](self.context(), self.scratch_at + _FUEL):
+        if _c_get_fuel(self.context(), self.scratch_at + _FUEL):
             return 0  # pragma: no cover
-        return int(_U64.unpack_from(self.scratch, _FUEL)[0])
-
-    def _check(self, error: int | None) -> None:
-        if error or _U64.unpack_from(self.scratch, _TRAP)[0]:
-            _raise(error, self.scratch)
+        return self.scratch.fuel  # type: ignore[no-any-return]  # a c_uint64 field: an int
 
     def instantiate(self, pre: int, instance: int = PLUGIN) -> None:
         """Instantiate an `InstancePre` (its address) as `instance` (`KERNEL` or `PLUGIN`)."""
         at = self.scratch_at
-        self._check(_C["pre_instantiate"](pre, self.context(), at + instance, at + _TRAP))
+        error = _c_pre_instantiate(pre, self.context(), at + instance, at + _TRAP)
+        if error or self.scratch.trap:
+            _raise(error, self.scratch)
 
     def link(self, linker: int, name: bytes, instance: int, module: int, into: int) -> None:
         """Define `instance`'s exports in `linker` as module `name` (replacing the last call's: the linker allows
         shadowing), then instantiate `module` (its address) through it as `into`."""
-        at, ctx = self.scratch_at, self.context()
-        self._check(_C["define_instance"](linker, ctx, name, len(name), at + instance))
-        self._check(_C["linker_instantiate"](linker, ctx, module, at + into, at + _TRAP))
+        at, ctx, scratch = self.scratch_at, self.context(), self.scratch
+        error = _c_define_instance(linker, ctx, name, len(name), at + instance)
+        if error:
+            _raise(error, scratch)
+        error = _c_linker_instantiate(linker, ctx, module, at + into, at + _TRAP)
+        if error or scratch.trap:
+            _raise(error, scratch)
 
-    def export(self, name: str, kind: int, instance: int = PLUGIN) -> int:
+    def export(self, name: str | bytes, kind: int, instance: int = PLUGIN) -> int:
         """The address of `instance`'s export `name` if it is of `kind`, else 0."""
-        if self.next_extern >= _SCRATCH:
+        offset = self.next_extern
+        if offset >= _SCRATCH:
             raise RuntimeError("too many exports looked up in one call")
-        slot = self.scratch_at + self.next_extern
-        encoded = _NAMES.get(name) or name.encode()
-        if not _C["export_get"](self.context(), self.scratch_at + instance, encoded, len(encoded), slot):
+        slot = self.scratch_at + offset
+        encoded = name if isinstance(name, bytes) else name.encode()
+        if not _c_export_get(self.context(), self.scratch_at + instance, encoded, len(encoded), slot):
             return 0
-        if self.scratch[self.next_extern] != kind:
+        if self.scratch.externs[offset - _EXTERNS] != kind:
             return 0
-        self.next_extern += 32
+        self.next_extern = offset + 32
         return slot + 8
 
-    def func(self, name: str, instance: int = PLUGIN) -> int:
+    def func(self, name: str | bytes, instance: int = PLUGIN) -> int:
         return self.export(name, _EXTERN_FUNC, instance)
 
     def call(self, func: int, result: str | None, *args: int) -> int:
         """Call a function of at most three integer parameters and one result ("i32", "i64" or None); the result
         (0 when it has none)."""
-        scratch = self.scratch
+        vals = self.vals
         for index, arg in enumerate(args):
-            _I64.pack_into(scratch, _VALS + 16 * index, arg)
+            vals[_RAW_STRIDE * index] = arg
         if not args:
-            _U64.pack_into(scratch, _VALS, 0)
-        self._check(_C["func_call"](self.context(), func, self.scratch_at + _VALS, 3, self.scratch_at + _TRAP))
+            vals[0] = 0
+        at = self.scratch_at
+        error = _c_func_call(self.context(), func, at + _VALS, 3, at + _TRAP)
+        if error or self.scratch.trap:
+            _raise(error, self.scratch)
         if result is None:
             return 0
-        return int((_I32 if result == "i32" else _I64).unpack_from(scratch, _VALS)[0])
+        value: int = vals[0]
+        if result == "i32":
+            return ((value & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000  # the raw slot's low 32 bits, signed
+        return value
 
     def memory(self, instance: int = PLUGIN) -> GuestMemory:
-        return NativeMemory(self, self.export("memory", _EXTERN_MEMORY, instance))
+        return NativeMemory(self, self.export(b"memory", _EXTERN_MEMORY, instance))
 
     def close(self) -> None:
         if self.ptr:
             ptr, self.ptr, self.ctx = self.ptr, 0, 0
-            _C["store_delete"](ptr)
+            _c_store_delete(ptr)
 
 
 class NativeMemory(GuestMemory):
@@ -295,7 +332,23 @@ class NativeMemory(GuestMemory):
 
     @property
     def size(self) -> int:
-        return int(_C["memory_data_size"](self.native.context(), self.at)) if self.at else 0
+        if not self.at:
+            return 0
+        ctx = self.native.ctx
+        if not ctx:
+            raise ValueError("this store is closed")  # a dangling context would crash the process
+        return _memory_data_size(ctx, self.at)  # type: ignore[no-any-return]  # a c_size_t result: an int
 
     def _base(self) -> int:
-        return int(_C["memory_data"](self.native.context(), self.at))
+        return int(_memory_data(self.native.context(), self.at))
+
+    def grow(self, pages: int) -> bool:
+        """Grow by `pages` (64 KiB each); False when the store's limiter (the call's memory cap) refuses."""
+        native = self.native
+        error = _C["memory_grow"](native.context(), self.at, pages, native.scratch_at + _FUEL)
+        if error:
+            try:
+                _raise(error, native.scratch)
+            except wasmtime.WasmtimeError:
+                return False
+        return True

@@ -62,6 +62,7 @@ class Prepared(NamedTuple):
     kernel: wasmtime.InstancePre
     kernel_address: int
     module_address: int
+    kernel_bytes: int  # the memory of a fresh kernel instance (its module's least)
 
 
 class ExtismRunner:
@@ -105,9 +106,11 @@ class ExtismRunner:
         the native addresses of that and of the plugin's module."""
         found = self._prepared.get(plugin)
         if found is None:
-            pre = self._kernel_linker.instantiate_pre(kernel.kernel_module(self.engine, plugin.kernel_imports))
+            module = kernel.kernel_module(self.engine, plugin.kernel_imports)
+            pre = self._kernel_linker.instantiate_pre(module)
             fast = self.fast
-            found = Prepared(pre, native.address(pre) if fast else 0, native.address(plugin.module) if fast else 0)
+            found = Prepared(pre, native.address(pre) if fast else 0, native.address(plugin.module) if fast else 0,
+                             kernel.initial_bytes(module))  # fmt: skip
             self._prepared[plugin] = found
         return found
 
@@ -190,7 +193,7 @@ class ExtismRunner:
                     timeout_ms=timeout_ms, fuel=fuel, stdout=CapturedStream(limit), stderr=CapturedStream(limit)
                 )
             try:
-                rc = self._instantiate_and_call(call, plugin, function, state, data)
+                rc = self._instantiate_and_call(call, plugin, function, state, data, cap=memory_bytes)
             except Exception as exc:
                 left = call.finish(max_output_bytes)
                 state.error_text = left.error
@@ -216,15 +219,18 @@ class ExtismRunner:
             call.close()
 
     def _instantiate_and_call(
-        self, call: NativeCall | PublicCall, plugin: ExtismPlugin, function: str, state: CallState, data: bytes
-    ) -> int:
+        self, call: NativeCall | PublicCall, plugin: ExtismPlugin, function: str, state: CallState, data: bytes,
+        *, cap: int,
+    ) -> int:  # fmt: skip
         prepared = self.prepared(plugin)
         if isinstance(call, NativeCall):
-            call.start(prepared.kernel_address, data, self.log_level, bool(state.config))
+            call.start(prepared.kernel_address, prepared.kernel_bytes, data,
+                       log_level=self.log_level, has_config=bool(state.config), cap=cap)  # fmt: skip
             state.kernel = call.kernel
             call.instantiate(self._linker_address, prepared.module_address)
         else:
-            call.start(prepared.kernel, data, self.log_level, bool(state.config))
+            call.start(prepared.kernel, prepared.kernel_bytes, data,
+                       log_level=self.log_level, has_config=bool(state.config), cap=cap)  # fmt: skip
             state.kernel = call.kernel
             call.instantiate(self.linker, plugin.module)
         state.memory = call.memory
