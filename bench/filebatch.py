@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery import Celery
 
 from worker.config import Settings
 from worker.devtools.node import WorkerNode
@@ -116,10 +117,9 @@ def run_file_batch(args: Any, url: str, tmp: Path, root: Path) -> dict[str, Any]
             for node in nodes.values():
                 node.launch()
             nodes["wasmq"].wait_ready(client.app, timeout=90)
-            os.environ.update(BENCH_REDIS_URL=url, BENCH_PLAIN_QUEUE=plain_env["BENCH_PLAIN_QUEUE"])
-            import plain_app  # reads BENCH_* at import
-
-            nodes["plain"].wait_ready(plain_app.app, timeout=90)
+            # Not bench/plain_app.py: it reads its queue at import, and the other phases import it for theirs.
+            with Celery("plain-file-control", broker=url, set_as_current=False) as control:
+                nodes["plain"].wait_ready(control, timeout=90)
             client.map("greeting", "greet", [f"warm {i}" for i in range(2000)])  # pools warm, module loaded
             for key in ("e-plain", "e-wasmq"):
                 dest = tmp / f"{key}.jsonl"
