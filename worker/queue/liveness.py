@@ -68,7 +68,10 @@ class Liveness:
         self.beat_s = self.timeout_s / 3
         self.check_s = check_interval(self.timeout_s)
         self.info = {"name": name, "pid": os.getpid(), "host": socket.gethostname(), "queues": sorted(set(queues)),
-                     "timeout_s": self.timeout_s, "started_at": round(time.time(), 3)}  # fmt: skip
+                     "timeout_s": self.timeout_s, "started_at": round(time.time(), 3),
+                     # which queue each lane's messages count under (a batch lane's: its queue's), for whichever
+                     # node declares this one dead (it may serve other queues, with other settings)
+                     "homes": {q: settings.home_queue(q) for q in sorted(set(queues))}}  # fmt: skip
         self._client = client
         self._make_connection = connection
         self._connection: Any = None
@@ -163,8 +166,15 @@ class Liveness:
     def _declare_dead(self, node: str, info: dict[str, Any], returned: list[HandedBack]) -> list[nodes.DeadNode]:
         listed = info.get("queues")
         named = [q for q in listed if isinstance(q, str)] if isinstance(listed, list) else []
-        # One event per queue served: a batch lane's messages count under the queue it serves (Settings.lanes).
-        home = self.settings.home_queue
+        # One event per queue served: a batch lane's messages count under the queue it serves, as the dead node
+        # itself registered it (its settings, not the reaper's).
+        registered = info.get("homes")
+        homes: dict[str, Any] = registered if isinstance(registered, dict) else {}
+
+        def home(queue: str) -> str:
+            mapped = homes.get(queue)
+            return mapped if isinstance(mapped, str) else queue
+
         queues = sorted({*map(home, named), *(home(q) for r in returned for q in r.queues)})
         now = time.time()
         events = [self._event(node, info, [r for r in returned if queue in map(home, r.queues)], now)
