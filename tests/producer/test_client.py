@@ -10,6 +10,8 @@ from typing import Any
 import fakeredis
 import pytest
 from celery.backends.redis import RedisBackend
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kombu.transport import redis as kombu_redis
 
 from tests.conftest import MANIFESTS
@@ -17,6 +19,7 @@ from worker.catalog import ModuleCatalog
 from worker.config import Settings
 from worker.errors import InvalidInput, JobTimeout, ModuleNotFound
 from worker.keys import CALL_MANY_TASK, CALL_TASK
+from worker.producer.chunks import message_budget
 from worker.producer.client import Client
 
 QUEUE = "wasmq-unit"
@@ -169,3 +172,28 @@ def test_imap_answers_a_wrong_input_in_its_place_and_never_ends_early_on_it(
     assert [o.error.type if o.error else None for o in outcomes] == ["InvalidInput"] * 3
     assert outcomes[0].error is not None and "input 0 must be a string, not NoneType" in outcomes[0].error.message
     assert queued(fake_server, BATCH) == []  # nothing to send
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(max_size=3000), max_size=60), st.integers(min_value=1, max_value=30))
+def test_the_stream_cuts_chunks_that_cover_every_input_in_order_and_fit(inputs: list[str], size: int) -> None:
+    server = fakeredis.FakeServer()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kombu_redis.Channel, "_create_client", lambda self, **_: fakeredis.FakeRedis(server=server))
+        mp.setattr(RedisBackend, "_create_client", lambda self, **_: fakeredis.FakeRedis(server=server))
+        small = Settings(redis_url="redis://127.0.0.1:1/0", queue=QUEUE, manifests=MANIFESTS, cache_dir=None,
+                         max_message_bytes=64 * 1024)  # fmt: skip
+        with Client(small, catalog=ModuleCatalog.from_manifests(MANIFESTS)) as c:
+            stream = c.imap("greeting", "greet", iter(inputs), chunk_size=size, window=1000, timeout=0.001)
+            refused = []
+            try:
+                refused = [o for o in stream if o.error is not None]  # only the refused ones can come back here
+            except JobTimeout:
+                pass
+            messages = queued(server, BATCH)
+    sent = [item for m in messages for item in m["decoded"][0][2]]
+    budget = message_budget(small)
+    assert sent == [t for t in inputs if len(json.dumps(t)) + 2 <= budget]  # every sendable input, in order
+    for m in messages:
+        assert 0 < len(m["decoded"][0][2]) <= size and len(json.dumps(m["decoded"][0][2])) <= budget
+    assert all(o.error is not None and o.error.type == "InvalidInput" for o in refused)

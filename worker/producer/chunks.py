@@ -1,5 +1,6 @@
-"""How a batch is cut into messages: by count, and by size, so that no message exceeds the worker's intake
-limit and no chunk's result could not hold even its error entries.
+"""How big a batch's messages may be: by count, and by size, so that no message exceeds the worker's intake
+limit and no chunk's result could not hold even its error entries (the streamed batch, batch.py, cuts its
+chunks by these).
 
 Sizes are what the worker will see: JSON with ASCII escapes (a control character takes six bytes, an astral
 one twelve). A short input is counted at its worst case, twelve bytes a character (cheap, and small in
@@ -41,29 +42,6 @@ def too_large(index: int, cost: int, budget: int, settings: Settings) -> Invalid
         f"input {index} takes {cost} bytes as JSON, above the message limit of {budget} bytes "
         f"(WASMQ_MAX_MESSAGE_BYTES={settings.max_message_bytes}); it was not sent"
     )
-
-
-def plan(inputs: Sequence[str], chunk_size: int, settings: Settings) -> tuple[list[list[int]], dict[int, InvalidInput]]:
-    """The chunks of a batch, as lists of input indexes in order, and the inputs too large to send at all."""
-    budget = message_budget(settings)
-    limit = max_items(settings, chunk_size)
-    chunks: list[list[int]] = []
-    refused: dict[int, InvalidInput] = {}
-    current: list[int] = []
-    used = 0
-    for index, text in enumerate(inputs):
-        cost = input_cost(text)
-        if cost > budget:
-            refused[index] = too_large(index, cost, budget, settings)
-            continue
-        if current and (len(current) >= limit or used + cost > budget):
-            chunks.append(current)
-            current, used = [], 0
-        current.append(index)
-        used += cost
-    if current:
-        chunks.append(current)
-    return chunks, refused
 
 
 def repack(inputs: Sequence[str], sizes: dict[int, int], settings: Settings) -> list[list[int]]:
