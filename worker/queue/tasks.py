@@ -3,8 +3,9 @@
 Arguments arrive as JSON from any producer, in order or by name (worker/queue/contract.py): each is checked
 and a wrong one is `InvalidInput` naming it (the consumer has already refused such messages, see intake.py;
 the task checks again for whatever else calls it). A single call that fails raises its typed error (the
-job's state is FAILURE and its result the error); a chunk always succeeds as a task and carries one
-`{ok, output|error}` entry per input, in order, within the result size limit (worker/queue/fitting.py).
+job's state is FAILURE and its result the error); a chunk always succeeds as a task and answers every
+input, in order, within the result size limit (worker/queue/fitting.py): outputs and errors by index with one
+usage for the chunk, or one `{ok, output|error}` entry per input when asked (worker/chunk_result.py).
 Retries follow `worker/queue/retry.py`; a redelivered message whose result is already stored is not run again.
 """
 
