@@ -11,10 +11,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..errors import ModuleRejected
 from ..spec import ModuleSpec
+from .shared import shared_first
+
+if TYPE_CHECKING:
+    from .compiler import BoundedCompiler, Kind
+    from .precompiled import PrecompiledCache
+    from .shared import ArtifactSource
 
 T = TypeVar("T")
 
@@ -66,3 +72,25 @@ class Remembered(Generic[T]):
             # (keeping each caller's frames alive) and share one details dict between jobs.
             raise ModuleRejected(found.message, dict(found.details))
         return found
+
+
+def load_compiled(
+    spec: ModuleSpec,
+    wasm: bytes,
+    kind: Kind,
+    deserialize: Callable[[bytes], T],
+    *,
+    precompiled: PrecompiledCache,
+    compiler: BoundedCompiler,
+    artifacts: ArtifactSource | None,
+) -> tuple[T, bool]:
+    """The compiled module or component of verified `wasm`, and whether it came from the local cache: the
+    local cache first, then a shared artifact, else the bounded compiler (every backend loads this way)."""
+
+    def compile() -> bytes:
+        return compiler.compile(wasm, kind=kind, ref=spec.ref).artifact
+
+    return precompiled.load_or_compile(
+        spec, compile=shared_first(artifacts, spec, kind, compile=compile, deserialize=deserialize),
+        deserialize=deserialize,
+    )  # fmt: skip

@@ -20,9 +20,9 @@ import wasmtime.component as wc
 from ...errors import ConfigError, ModuleRejected
 from ...spec import Capabilities, ModuleSpec
 from ..compiler import BoundedCompiler
-from ..loading import Remembered, verified
+from ..loading import Remembered, load_compiled, verified
 from ..precompiled import PrecompiledCache
-from ..shared import ArtifactSource, shared_first
+from ..shared import ArtifactSource
 from .meter import METER_EXPORT, MeterNameTaken, compile_metered
 from .traps import root_cause
 from .wasi import check_imports
@@ -194,18 +194,10 @@ class ComponentLoader:
             world = find_world(spec.wit, spec.world, where=f"the WIT of {spec.ref}")
         except ConfigError as exc:
             raise ModuleRejected(f"module {spec.ref}: {exc.message}") from None
-
-        def deserialize(data: bytes) -> wc.Component:
-            return wc.Component.deserialize(self.engine, data)
-
-        def compile() -> bytes:
-            return self.compiler.compile(wasm, kind="component", ref=spec.ref).artifact
-
-        component, _ = self.precompiled.load_or_compile(
-            spec,
-            compile=shared_first(self.artifacts, spec, "component", compile=compile, deserialize=deserialize),
-            deserialize=deserialize,
-        )
+        component, _ = load_compiled(
+            spec, wasm, "component", lambda data: wc.Component.deserialize(self.engine, data),
+            precompiled=self.precompiled, compiler=self.compiler, artifacts=self.artifacts,
+        )  # fmt: skip
         return check_component(
             self.engine,
             component,

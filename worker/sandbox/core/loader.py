@@ -17,9 +17,9 @@ from ...errors import ModuleRejected
 from ...spec import ModuleSpec
 from .. import capi
 from ..compiler import BoundedCompiler
-from ..loading import Remembered, verified
+from ..loading import Remembered, load_compiled, verified
 from ..precompiled import PrecompiledCache
-from ..shared import ArtifactSource, shared_first
+from ..shared import ArtifactSource
 from .abi import BATCH_SIGNATURES, NEEDS_MEMORY, REQUIRED_EXPORTS, Signature
 
 ALLOWED_IMPORT_MODULES = ("wasi_snapshot_preview1",)
@@ -68,7 +68,10 @@ class CoreLoader:
 
     def _load(self, spec: ModuleSpec) -> CompiledModule:
         wasm = verified(spec, self.fetch(spec))
-        module, from_cache = self._compile(spec, wasm)
+        module, from_cache = load_compiled(
+            spec, wasm, "module", lambda data: wasmtime.Module.deserialize(self.engine, data),
+            precompiled=self.precompiled, compiler=self.compiler, artifacts=self.artifacts,
+        )  # fmt: skip
         check_imports(spec, module)
         exports = check_exports(spec, module)
         try:
@@ -84,19 +87,6 @@ class CoreLoader:
             from_cache=from_cache,
             signatures={name: _signature(t) for name, t in exports.items() if isinstance(t, wasmtime.FuncType)},
             pre_address=capi.address(pre) if capi.AVAILABLE else 0,
-        )
-
-    def _compile(self, spec: ModuleSpec, wasm: bytes) -> tuple[wasmtime.Module, bool]:
-        def deserialize(data: bytes) -> wasmtime.Module:
-            return wasmtime.Module.deserialize(self.engine, data)
-
-        def compile() -> bytes:
-            return self.compiler.compile(wasm, kind="module", ref=spec.ref).artifact
-
-        return self.precompiled.load_or_compile(
-            spec,
-            compile=shared_first(self.artifacts, spec, "module", compile=compile, deserialize=deserialize),
-            deserialize=deserialize,
         )
 
 

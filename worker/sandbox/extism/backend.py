@@ -22,10 +22,10 @@ from ...spec import MIB, ModuleSpec
 from ..backend import Requested, call_each
 from ..compiler import BoundedCompiler
 from ..engine import EpochTicker
-from ..loading import Remembered, verified
+from ..loading import Remembered, load_compiled, verified
 from ..precompiled import PrecompiledCache
 from ..result import CallResult, Usage
-from ..shared import ArtifactSource, shared_first
+from ..shared import ArtifactSource
 from ..validate import encode_input
 from .plugin import ExtismPlugin, check_plugin
 from .runner import ExtismRunner
@@ -81,18 +81,10 @@ class ExtismBackend:
 
     def _load(self, spec: ModuleSpec) -> ExtismPlugin:
         wasm = verified(spec, self.fetch(spec))
-
-        def deserialize(data: bytes) -> wasmtime.Module:
-            return wasmtime.Module.deserialize(self.engine, data)
-
-        def compile() -> bytes:
-            return self.compiler.compile(wasm, kind="module", ref=spec.ref).artifact
-
-        module, _ = self.precompiled.load_or_compile(
-            spec,
-            compile=shared_first(self.artifacts, spec, "module", compile=compile, deserialize=deserialize),
-            deserialize=deserialize,
-        )
+        module, _ = load_compiled(
+            spec, wasm, "module", lambda data: wasmtime.Module.deserialize(self.engine, data),
+            precompiled=self.precompiled, compiler=self.compiler, artifacts=self.artifacts,
+        )  # fmt: skip
         return check_plugin(module, ref=spec.ref, functions=spec.functions)
 
     def call(self, spec: ModuleSpec, function: str, input: object, limits: Requested) -> CallResult:
