@@ -24,7 +24,7 @@ import redis
 
 from tests.conftest import MANIFESTS
 from tests.support.network import Network, RedisServer, network_and_redis, report
-from tests.support.workers import WorkerProcess, env_for
+from tests.support.workers import WorkerProcess, env_for, stop_all
 from worker.config import Settings
 from worker.outcome import Outcome
 from worker.producer.client import Client
@@ -96,12 +96,7 @@ def cluster(
         yield cl
     finally:
         if cl is not None:
-            for node in cl.nodes:  # warm shutdowns in parallel, then wait for each
-                if node.alive():
-                    assert node.proc is not None
-                    node.proc.send_signal(signal.SIGTERM)
-            for node in cl.nodes:
-                node.stop()
+            stop_all(cl.nodes)
         server.stop()
         net.teardown()
 

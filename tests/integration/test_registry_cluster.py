@@ -14,7 +14,6 @@ artifact); a Redis restart keeps the registry. Namespaces as in test_multinode (
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.network import ADMIN_ACL, Network, RedisServer, network_and_redis, report
-from tests.support.workers import WorkerProcess, env_for
+from tests.support.workers import WorkerProcess, env_for, stop_all
 from worker.catalog import ModuleCatalog
 from worker.config import Settings
 from worker.devtools.synthetic import costly_greeter, slow_greeter
@@ -107,12 +106,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield cl
     finally:
         if cl is not None:
-            for node in cl.nodes:
-                if node.alive():
-                    assert node.proc is not None
-                    node.proc.send_signal(signal.SIGTERM)
-            for node in cl.nodes:
-                node.stop()
+            stop_all(cl.nodes)
         server.stop()
         net.teardown()
 
