@@ -24,7 +24,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from worker.devtools.embedded_redis import find_redis_server, free_port
+from worker.devtools.embedded_redis import end_process, find_redis_server, free_port
 
 # The `default` user of a Redis with ACL users: every permission (see worker/keys.py on why it must keep them).
 ADMIN_ACL = "resetkeys ~* resetchannels &* +@all"
@@ -174,13 +174,8 @@ class RedisServer:
         self.start()
 
     def _halt(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            end_process(self.proc)
 
     def stop(self) -> None:
         self._halt()

@@ -45,6 +45,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def end_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """Send `sig` to a server process we started and wait for it; SIGKILL it if it has not gone in time."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class EmbeddedRedis:
     """`with EmbeddedRedis() as r: r.url` — started on entry, stopped and cleaned up on exit."""
 
@@ -104,13 +116,8 @@ class EmbeddedRedis:
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server process (keeping its data directory, for a restart); SIGKILL simulates a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            end_process(self.proc, sig)
         self.proc = None
 
     def stop(self) -> None:

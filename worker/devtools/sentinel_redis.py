@@ -21,7 +21,7 @@ import redis
 
 from ..connections import connect
 from ..errors import ConfigError
-from .embedded_redis import EmbeddedRedis, find_redis_server, free_port
+from .embedded_redis import EmbeddedRedis, end_process, find_redis_server, free_port
 
 HOST = "127.0.0.1"
 
@@ -55,13 +55,8 @@ class SentinelServer:
         return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            end_process(self.proc)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
