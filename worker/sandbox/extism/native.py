@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import wasmtime
 
+from ..capi import address
 from ..memory import GuestMemory
 from .state import Slot
 
@@ -106,14 +107,6 @@ _c_export_get: Any = _C.get("export_get")
 _c_func_call: Any = _C.get("func_call")
 _memory_data_size: Any = _C.get("memory_data_size")
 _memory_data: Any = _C.get("memory_data")
-
-
-def address(obj: Any) -> int:
-    """The native address behind a wasmtime-py object (`Engine`, `Linker`, `FuncType`, `InstancePre`, `Module`)."""
-    value = ctypes.cast(obj.ptr(), c_void_p).value
-    if not value:
-        raise ValueError(f"{type(obj).__name__} has no native object")
-    return int(value)
 
 
 def _raise(error: int | None, scratch: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import wasmtime
 
 from ...errors import InvalidInput, ModuleRejected, ModuleTrap, WasmqError
+from ..capi import address
 from ..engine import EpochTicker
 from ..traps import classify
 from ..validate import check_output_length, decode_output, encode_input
@@ -87,7 +88,7 @@ class ExtismRunner:
         self.max_captured_output = max_captured_output
         # The C-API path (native.py) unless this wasmtime-py build does not match it.
         self.fast = fast and native.AVAILABLE
-        self._engine_address = native.address(engine) if self.fast else 0
+        self._engine_address = address(engine) if self.fast else 0
         self.linker = wasmtime.Linker(engine)  # the plugin's: WASI, env.abort, and per call the kernel instance
         self.linker.allow_shadowing = True  # each call defines its own kernel instance over the last one's
         self.wasi = BoundedWasi()  # WASI with nothing granted, every host call bounded (worker/sandbox/wasi_host.py)
@@ -95,7 +96,7 @@ class ExtismRunner:
         self._kernel_linker = wasmtime.Linker(engine)
         self._slot = Slot()
         self._callbacks = link.define(self._kernel_linker, self.linker, self._slot, fast=self.fast)
-        self._linker_address = native.address(self.linker) if self.fast else 0
+        self._linker_address = address(self.linker) if self.fast else 0
         self._charge = native.charge_fuel if self.fast else host.charge_public
         self._limits = CallLimits(var_bytes=max_var_bytes, log_bytes=max_log_bytes, log_level=self.log_level)
         self._scratch = native.new_scratch() if self.fast else None
@@ -109,7 +110,7 @@ class ExtismRunner:
             module = kernel.kernel_module(self.engine, plugin.kernel_imports)
             pre = self._kernel_linker.instantiate_pre(module)
             fast = self.fast
-            found = Prepared(pre, native.address(pre) if fast else 0, native.address(plugin.module) if fast else 0,
+            found = Prepared(pre, address(pre) if fast else 0, address(plugin.module) if fast else 0,
                              kernel.initial_bytes(module))  # fmt: skip
             self._prepared[plugin] = found
         return found
