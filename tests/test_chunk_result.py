@@ -38,3 +38,19 @@ def test_a_result_that_does_not_answer_every_item_is_said_so() -> None:
     assert "chunk answered" in str(chunk_result.read(["junk"], 1, META))
     odd = chunk_result.read({"outputs": [None, 3], "errors": [[0, "not an error"], [9, {}], "x"]}, 2, META)
     assert not isinstance(odd, str) and [o.ok for o in odd] == [False, False]  # no output, no crash
+
+
+def test_a_chunk_its_budget_stopped_answers_the_inputs_it_reached() -> None:
+    outcomes = chunk_result.read({"outputs": ["A"], "errors": [], "unreached": 2}, 3, META)
+    assert not isinstance(outcomes, str) and [o.output for o in outcomes] == ["A"]
+    assert chunk_result.read({"outputs": ["A"], "errors": [], "unreached": 1}, 3, META) == "chunk answered 1 of 2"
+    for claim in (3, -1, "1", True, 1.0, None):
+        said = chunk_result.read({"outputs": [], "errors": [], "unreached": claim}, 3, META)
+        assert isinstance(said, str) and "were not reached" in said
+
+
+def test_the_longest_run_of_a_chunk_is_its_budget_and_one_step() -> None:
+    assert chunk_result.longest_run_s(1000, 40, None) == 41.0
+    assert chunk_result.longest_run_s(1000, 8000, None) == 8001.0
+    assert chunk_result.longest_run_s(1000, 8000, 5.0) == chunk_result.STEP + 1 + 5.0
+    assert chunk_result.longest_run_s(20, 10, 2.0) == 0.02 * 11 + 2.0

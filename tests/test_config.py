@@ -86,6 +86,8 @@ def test_a_malformed_flag_is_refused_naming_the_variable() -> None:
         ({"WASMQ_NODE_TIMEOUT_S": "0"}, "WASMQ_NODE_TIMEOUT_S must be positive"),
         ({"WASMQ_NODE_TIMEOUT_S": "soon"}, "WASMQ_NODE_TIMEOUT_S must be a number"),
         ({"WASMQ_NODE_TIMEOUT_S": "3600"}, "must stay below the visibility timeout"),
+        ({"WASMQ_CHUNK_BUDGET_S": "0"}, "WASMQ_CHUNK_BUDGET_S must be positive"),
+        ({"WASMQ_CHUNK_BUDGET_S": "3590"}, "WASMQ_CHUNK_BUDGET_S (3590) must stay well below the visibility"),
     ],
 )
 def test_liveness_and_sentinel_settings_are_checked(env: dict[str, str], problem: str) -> None:

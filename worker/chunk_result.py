@@ -5,6 +5,11 @@ where the input failed), `errors` (`[index, error]` pairs, in order) and one `us
 costs a fraction of the per-item shape to build, encode, store and read: 500 greetings take about 12 KB
 instead of 58 KB. The per-item shape (`usage="items"`) is `results`, one `{ok, output, usage}` or
 `{ok: false, error}` entry per input (worker/outcome.py). Readers accept both.
+
+A chunk sent with a time budget (`budget_s`) may stop early: the worker runs it `STEP` inputs at a time and
+starts no step once the budget is spent, so its result answers only the first inputs and says how many it
+did not reach (`unreached`); the producer sends those again. A chunk's longest run is then the budget plus
+one step, whatever its size: that, not the chunk size, is what its time limits allow for.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ from .outcome import Answer, Outcome, chunk_entries, public_error
 LEAN: Final = "chunk"  # usage once per chunk
 ITEMS: Final = "items"  # usage per item: the `results` entries
 USAGE_SHAPES: Final = (LEAN, ITEMS)
+STEP: Final = 500  # inputs a worker runs between two looks at a chunk's time budget
+MAX_BUDGET_S: Final = 86_400  # a chunk's time budget from any producer, at most (ours: WASMQ_CHUNK_BUDGET_S)
+
+
+def longest_run_s(timeout_ms: int, items: int, budget_s: float | None) -> float:
+    """The longest a chunk of `items` can run: each step may run its batch call and then every item alone
+    to its deadline, so (step + 1) deadlines; without a budget the whole chunk is one step."""
+    step = items if budget_s is None else min(items, STEP)
+    return timeout_ms / 1000.0 * (step + 1) + (budget_s or 0.0)
 
 
 def lean_chunk(results: Sequence[Answer | WasmqError]) -> dict[str, Any]:
@@ -52,11 +66,25 @@ def build(results: Sequence[Answer | WasmqError], shape: str) -> dict[str, Any]:
     return {"results": chunk_entries(results)} if shape == ITEMS else lean_chunk(results)
 
 
+def reached(value: dict[str, Any], count: int) -> int | str:
+    """How many of its `count` inputs a chunk's result answers (all, unless its budget stopped it), or why
+    that cannot be believed."""
+    unreached = value.get("unreached", 0)
+    if type(unreached) is not int or not 0 <= unreached < count:
+        return f"chunk says {short_repr(unreached, 40)} of {count} inputs were not reached"
+    return count - unreached
+
+
 def read(value: Any, count: int, meta: dict[str, Any]) -> list[Outcome] | str:
-    """The `count` outcomes of a chunk's stored result, or why it cannot be read (a chunk that answered a
-    different number of items, or a result of neither shape)."""
+    """The outcomes of a chunk's stored result for the first of its `count` inputs that it reached (all of
+    them unless its budget ran out), or why it cannot be read (a chunk that answered a different number of
+    items, or a result of neither shape)."""
     if not isinstance(value, dict):
         return f"chunk answered {short_repr(value, 200)}"
+    answered = reached(value, count)
+    if isinstance(answered, str):
+        return answered
+    count = answered
     entries = value.get("results")
     if isinstance(entries, list):
         if len(entries) != count:

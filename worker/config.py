@@ -64,6 +64,7 @@ FLOAT_VARS = (
     ("WASMQ_RETRY_BACKOFF_MAX_S", "retry_backoff_max_s"),
     ("WASMQ_STALL_CHECK_S", "stall_check_s"),
     ("WASMQ_CHUNK_TARGET_S", "chunk_target_s"),
+    ("WASMQ_CHUNK_BUDGET_S", "chunk_budget_s"),
     ("WASMQ_STATS_FLUSH_S", "stats_flush_s"),
     ("WASMQ_EVENT_FLUSH_S", "event_flush_s"),
     ("WASMQ_COMPILE_TIMEOUT_S", "compile_timeout_s"),
@@ -101,10 +102,13 @@ class Settings:
     queue: str = "wasmq"  # single jobs; batch chunks go to `batch_lane`, which workers take only when this is empty
     batch_queue: str | None = None  # default: the queue's name + ".batch"
     result_ttl_s: int = 86_400
-    chunk_size: int = 500  # the largest chunk a batch sends (the time limits and grace periods assume it)
+    chunk_size: int = 2000  # the largest chunk a batch sends
     # A batch sizes its chunks to take about this long in the sandbox (smaller for slow functions, so that a
     # single job never waits long behind one), and keeps at most `batch_window` chunks unanswered or unread.
     chunk_target_s: float = 0.25
+    # A worker starts no step of a batch's chunk (worker/chunk_result.py STEP inputs) after this long and the
+    # producer sends the rest again: a chunk's time limit is this plus one step's deadlines, whatever its size.
+    chunk_budget_s: float = 5.0
     batch_window: int = 32
     # Celery's time limits are only a backstop above the epoch deadline: seconds added to a job's deadline.
     time_limit_margin_s: float = 30.0
@@ -254,6 +258,11 @@ class Settings:
             raise ConfigError(
                 f"WASMQ_NODE_TIMEOUT_S ({self.node_timeout_s:g}) must stay below the visibility timeout "
                 f"({self.visibility_timeout_s} s), the backstop it shortens"
+            )
+        if self.chunk_budget_s + self.time_limit_margin_s >= self.visibility_timeout_s:
+            raise ConfigError(
+                f"WASMQ_CHUNK_BUDGET_S ({self.chunk_budget_s:g}) must stay well below the visibility timeout "
+                f"({self.visibility_timeout_s} s): a chunk may run that long before its last step"
             )
         if self.batch_lane == self.queue:
             raise ConfigError(f"WASMQ_BATCH_QUEUE must differ from WASMQ_QUEUE ({self.queue!r})")

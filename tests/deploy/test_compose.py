@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from worker.catalog import ModuleCatalog
+from worker.chunk_result import longest_run_s
 from worker.config import DEFAULT_MANIFEST, Settings
 
 from .redis_users import check_users
@@ -134,7 +135,10 @@ def test_stop_grace_period_outlasts_the_longest_job(compose: dict[str, Any]) -> 
     env = {k: str(v) for k, v in worker["environment"].items()} | {"WASMQ_MANIFEST": str(DEFAULT_MANIFEST)}
     settings = Settings.from_env(env)
     longest_s = max(spec.limits.timeout_ms for spec in ModuleCatalog.from_manifests(settings.manifests)) / 1000
-    chunk_limit = math.ceil(longest_s * (settings.chunk_size + 1) + settings.time_limit_margin_s)
+    chunk_limit = math.ceil(
+        longest_run_s(int(longest_s * 1000), settings.chunk_size, settings.chunk_budget_s)
+        + settings.time_limit_margin_s
+    )
     grace = worker["stop_grace_period"]
     assert grace.endswith("s") and grace[:-1].isdigit()
     assert int(grace[:-1]) > max(settings.task_time_limit_s, chunk_limit)

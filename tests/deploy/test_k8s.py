@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from worker.catalog import ModuleCatalog
+from worker.chunk_result import longest_run_s
 from worker.config import DEFAULT_MANIFEST, Settings
 from worker.queue.app import make_app
 
@@ -191,12 +192,16 @@ def test_concurrency_fits_the_cpu_limit() -> None:
 def test_termination_grace_outlasts_the_longest_job() -> None:
     """A worker's SIGTERM is a warm shutdown; Kubernetes must not SIGKILL it while a job may still run.
 
-    The longest a message may run is its hard time limit: for a chunk what the client computes,
-    timeout x (chunk + 1) + margin; for a message that sets none (a foreign producer) the app's default.
+    The longest a message may run is its hard time limit: for a chunk what the client computes, its budget
+    and one step's deadlines plus the margin (chunk_result.longest_run_s); for a message that sets none (a
+    foreign producer) the app's default.
     """
     settings = Settings.from_env({**config_env(), "WASMQ_MANIFEST": str(DEFAULT_MANIFEST)})
     longest_timeout_s = max(spec.limits.timeout_ms for spec in ModuleCatalog.from_manifests(settings.manifests)) / 1000
-    chunk_limit = math.ceil(longest_timeout_s * (settings.chunk_size + 1) + settings.time_limit_margin_s)
+    chunk_limit = math.ceil(
+        longest_run_s(int(longest_timeout_s * 1000), settings.chunk_size, settings.chunk_budget_s)
+        + settings.time_limit_margin_s
+    )
     grace = worker_deployment()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > max(settings.task_time_limit_s, chunk_limit), (grace, settings.task_time_limit_s, chunk_limit)
     assert chunk_limit < settings.visibility_timeout_s

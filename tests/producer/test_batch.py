@@ -12,7 +12,9 @@ import pytest
 import redis
 
 from tests.support.workers import WorkerProcess
+from worker.chunk_result import STEP
 from worker.config import Settings
+from worker.keys import CALL_MANY_TASK
 from worker.producer.batch import SUMMARY_PREFIX
 from worker.producer.client import Client
 
@@ -85,3 +87,27 @@ def test_a_single_job_is_served_before_the_chunks_queued_ahead_of_it(
         finally:
             thread.join(timeout=120)
         assert len(done) == 5 * chunks
+
+
+def test_a_chunk_stops_at_its_budget_and_says_what_it_did_not_reach(
+    client: Client, worker: WorkerProcess, queue_settings: Settings
+) -> None:
+    """With a budget already spent after its first step, a chunk answers that step's inputs (in either
+    shape) and says how many of the rest it did not start."""
+    names = [f"budget {i}" for i in range(1200)]
+    for usage, answers in (("chunk", "outputs"), ("items", "results")):
+        sent = client.app.send_task(CALL_MANY_TASK, args=["greeting", "greet", names, None, usage, 1e-6],
+                                    queue=queue_settings.batch_lane)  # fmt: skip
+        result = sent.get(timeout=60)
+        assert len(result[answers]) == STEP and result["unreached"] == len(names) - STEP
+        if usage == "chunk":
+            assert result["outputs"] == [f"Hello World, {n}!" for n in names[:STEP]]
+
+
+def test_a_batch_sends_again_what_a_chunk_budget_did_not_reach(queue_settings: Settings, worker: WorkerProcess) -> None:
+    """Every chunk stops after its first step (a budget of a microsecond): each is sent again for the rest,
+    and the outcomes still come once each, in order."""
+    with Client(queue_settings.with_(chunk_budget_s=1e-6)) as hasty:
+        names = [f"again {i}" for i in range(3 * STEP + 7)]
+        outcomes = hasty.map("greeting", "greet", names, chunk_size=2 * STEP + 3, timeout=120)
+    assert [o.output for o in outcomes] == [f"Hello World, {n}!" for n in names]

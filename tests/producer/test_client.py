@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +17,13 @@ from kombu.transport import redis as kombu_redis
 
 from tests.conftest import MANIFESTS
 from worker.catalog import ModuleCatalog
+from worker.chunk_result import STEP
 from worker.config import Settings
 from worker.errors import InvalidInput, JobTimeout, ModuleNotFound
 from worker.keys import CALL_MANY_TASK, CALL_TASK
 from worker.producer.chunks import message_budget
 from worker.producer.client import Client
+from worker.queue.contract import MAX_CHUNK_ITEMS
 
 QUEUE = "wasmq-unit"
 BATCH = f"{QUEUE}.batch"  # where chunks go (Settings.batch_lane)
@@ -63,6 +66,19 @@ def test_submit_enqueues_one_json_message(client: Client, fake_server: fakeredis
     assert soft < hard < client.settings.visibility_timeout_s
 
 
+def test_a_chunks_time_limit_is_its_budget_and_one_step_whatever_its_size(client: Client) -> None:
+    """The hard limit covers the longest a chunk can run: its budget, then one step of STEP inputs each
+    running its batch call and every item alone to the deadline (1 s for the greeting), plus the margin."""
+    lim = client.check("greeting", "greet", None)
+    margin = client.settings.time_limit_margin_s
+    for items in (STEP, 4 * STEP, MAX_CHUNK_ITEMS):
+        assert client.options(lim, items, 5.0)["time_limit"] == math.ceil(5.0 + (STEP + 1) + margin)
+    assert client.options(lim, 40, 5.0)["time_limit"] == math.ceil(5.0 + 41 + margin)
+    assert client.options(lim, 40)["time_limit"] == math.ceil(41 + margin)  # no budget: every item
+    with pytest.raises(InvalidInput, match="smaller chunks"):
+        client.options(lim, 4000)  # 4001 deadlines without a budget: above the visibility timeout
+
+
 def test_map_chunks_inputs_in_order(client: Client, fake_server: fakeredis.FakeServer) -> None:
     names = [f"n{i}" for i in range(25)]
     with pytest.raises(JobTimeout, match="did not finish"):
@@ -85,7 +101,7 @@ def test_map_chunks_inputs_in_order(client: Client, fake_server: fakeredis.FakeS
         (lambda c: c.submit("greeting", "greet", "x", stack=1), InvalidInput, "unknown limit"),
         (lambda c: c.map("greeting", "greet", ["a", 3]), InvalidInput, "input 1 must be a string"),
         (lambda c: c.map("greeting", "greet", ["a"], chunk_size=0), InvalidInput, "chunk_size must be positive"),
-        (lambda c: c.map("greeting", "greet", ["a"] * 10_000, chunk_size=5_000), InvalidInput, "smaller chunks"),
+        (lambda c: c.map("greeting", "greet", ["a"], chunk_size=10_001), InvalidInput, "at most 10000"),
     ],
 )
 def test_bad_requests_are_refused_before_enqueue(

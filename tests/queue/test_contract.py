@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 
 from tests.support.contract import MESSAGE, SCHEMA
 from tests.support.messages import CORPUS, EMBED, Case, Raw, call
+from worker.chunk_result import MAX_BUDGET_S
 from worker.config import Settings
 from worker.errors import ERROR_TYPES, InvalidInput
 from worker.keys import CALL_MANY_TASK, CALL_TASK
@@ -47,6 +48,7 @@ def test_the_schema_names_what_the_code_names() -> None:
     assert set(defs["errorType"]["enum"]) == set(ERROR_TYPES)
     assert defs["name"]["maxLength"] == MAX_NAME_CHARS
     assert defs["inputs"]["maxItems"] == MAX_CHUNK_ITEMS
+    assert defs["budget"]["maximum"] == MAX_BUDGET_S
     assert defs["id"]["maxLength"] == MAX_ID_CHARS
     assert defs["queue"]["default"] == Settings().queue
     assert defs["error"]["properties"]["message"]["maxLength"] == MAX_ERROR_MESSAGE + 3
@@ -56,8 +58,9 @@ def test_the_schema_names_what_the_code_names() -> None:
 
 
 VALID = {"module": "greeting", "function": "greet", "input": "x", "inputs": ["x", "y"], "limits": {"fuel": 10},
-         "usage": "items"}  # fmt: skip
-WRONG = {"module": 7, "function": ["greet"], "input": {"a": 1}, "inputs": "xy", "limits": [1], "usage": "all"}
+         "usage": "items", "budget_s": 2.5}  # fmt: skip
+WRONG = {"module": 7, "function": ["greet"], "input": {"a": 1}, "inputs": "xy", "limits": [1], "usage": "all",
+         "budget_s": 0}  # fmt: skip
 
 
 def _variants() -> list[tuple[str, list[Any], dict[str, Any]]]:
@@ -143,6 +146,18 @@ def test_bind_names_what_is_wrong() -> None:
         bind(CALL_MANY_TASK, ["m", "f"], {"limits": None})
     call_ = bind(CALL_MANY_TASK, ["m"], {"inputs": ["a"], "function": "f"})
     assert (call_.module, call_.function, call_.payload, call_.limits) == ("m", "f", ["a"], None)
+
+
+@pytest.mark.parametrize("budget", [0, -1, True, "5", float("nan"), float("inf"), MAX_BUDGET_S + 1, [5]])
+def test_a_chunk_budget_is_a_positive_bounded_number(budget: Any) -> None:
+    with pytest.raises(InvalidInput, match="'budget_s' must be a number of seconds above 0"):
+        bind(CALL_MANY_TASK, ["m", "f", ["a"], None, None, budget], {})
+
+
+def test_a_chunk_budget_is_read_in_order_or_by_name() -> None:
+    assert bind(CALL_MANY_TASK, ["m", "f", ["a"], None, None, 2], {}).budget_s == 2.0
+    assert bind(CALL_MANY_TASK, ["m", "f", ["a"]], {"budget_s": 0.5}).budget_s == 0.5
+    assert bind(CALL_MANY_TASK, ["m", "f", ["a"]], {}).budget_s is None
 
 
 def test_parts_reads_any_shape_without_raising() -> None:

@@ -7,11 +7,12 @@ holds at most `window` chunks of inputs and outputs, whatever the batch's length
 reads slowly stops the sending). Chunk results are read by polling their keys (one MGET for the window) and
 deleted once read; at the end the batch leaves one summary record (`wasmq:batch:<id>`, for a day).
 
-Items whose outputs did not fit in their chunk's result (`ResultTooLarge`) are sent again in smaller chunks
-(chunks.repack) in the same slot, at most `MAX_RESULT_RERUNS` times. A message that vanished from the broker
-(lost.py) is sent again under its id. An input that is not a string, or that alone exceeds the message limit,
-gets its own `InvalidInput` outcome in its place; a `WasmqError` given as an input is passed through as that
-input's outcome (a line of a file that could not be read).
+Every chunk carries the time budget `WASMQ_CHUNK_BUDGET_S`: the inputs a worker did not reach within it are
+sent again in the same slot. Items whose outputs did not fit in their chunk's result (`ResultTooLarge`) are
+sent again in smaller chunks (chunks.repack) in the same slot, at most `MAX_RESULT_RERUNS` times. A message
+that vanished from the broker (lost.py) is sent again under its id. An input that is not a string, or that
+alone exceeds the message limit, gets its own `InvalidInput` outcome in its place; a `WasmqError` given as an
+input is passed through as that input's outcome (a line of a file that could not be read).
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class BatchStream:
         self._parts: dict[str, _Part] = {}
         self._options: dict[int, dict[str, Any]] = {}
         self._budget = chunks.message_budget(self.settings)
-        client.options(self.lim, sizer.largest)  # a chunk size the time limits cannot allow: refused now
+        self.budget_s = self.settings.chunk_budget_s
+        client.options(self.lim, sizer.largest, self.budget_s)  # a chunk the time limits cannot allow: refused now
         self.started = time.time()
         self._down_since: float | None = None  # when the result backend became unreachable
 
@@ -191,11 +193,11 @@ class BatchStream:
             # argsrepr: what monitors show for the arguments. Celery would build it with a saferepr walk of the
             # inputs for every message (about 1 ms for 500 of them); this says the same in a few characters.
             shown = f"[{self.module!r}, {self.function!r}, <{items} inputs>, {self.limits!r}]"
-            options = {**self.client.options(self.lim, items), "queue": self.settings.batch_lane, "argsrepr": shown}
+            options = {**self.client.options(self.lim, items, self.budget_s), "queue": self.settings.batch_lane,
+                       "argsrepr": shown}  # fmt: skip
             self._options[items] = options
-        args: list[Any] = [self.module, self.function, [slot.inputs[p] for p in positions], self.limits]
-        if self.usage != chunk_result.LEAN:
-            args.append(self.usage)
+        inputs = [slot.inputs[p] for p in positions]
+        args: list[Any] = [self.module, self.function, inputs, self.limits, self.usage, self.budget_s]
         sent = Sent(CALL_MANY_TASK, args, options)
         task_id = self.client.send(sent).id
         self._parts[task_id] = _Part(slot, positions, sent, round)
@@ -231,9 +233,12 @@ class BatchStream:
                 slot.outcomes[p] = Outcome.failed(error)
             return
         if isinstance(value, dict):
-            self.sizer.observe(len(positions), value.get("seconds"))
+            self.sizer.observe(len(read), value.get("seconds"))
+        answered, unreached = positions[: len(read)], positions[len(read) :]
+        if unreached:  # the chunk's budget ran out before these: sent again, in the same round
+            self._send(slot, unreached, part.round)
         overflow: dict[int, int] = {}
-        for p, outcome in zip(positions, read, strict=True):
+        for p, outcome in zip(answered, read, strict=True):
             size = _result_bytes(outcome) if part.round < MAX_RESULT_RERUNS else None
             if size is not None:
                 overflow[p] = size

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from ..bounds import encoded_size
 from ..config import Settings
 from ..errors import InvalidInput
+from ..queue.contract import MAX_CHUNK_ITEMS
 from ..queue.fitting import ERROR_ENTRY_BYTES, RESULT_OVERHEAD
 
 MESSAGE_OVERHEAD = 8 * 1024  # a chunk message's body besides its inputs: names, limits, kwargs, embed
@@ -28,8 +29,10 @@ def message_budget(settings: Settings) -> int:
 
 
 def max_items(settings: Settings, chunk_size: int) -> int:
-    """Items per chunk: `chunk_size`, or fewer if the result limit could not hold that many error entries."""
-    return max(1, min(chunk_size, (settings.max_result_bytes - RESULT_OVERHEAD) // (2 * ERROR_ENTRY_BYTES)))
+    """Items per chunk: `chunk_size`, or fewer if the result limit could not hold that many error entries,
+    and never more than a worker takes in one message."""
+    errors_fit = (settings.max_result_bytes - RESULT_OVERHEAD) // (2 * ERROR_ENTRY_BYTES)
+    return max(1, min(chunk_size, errors_fit, MAX_CHUNK_ITEMS))
 
 
 def input_cost(text: str) -> int:

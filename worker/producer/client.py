@@ -25,6 +25,7 @@ from ..errors import BrokerUnavailable, InvalidInput, WasmqError
 from ..keys import CALL_TASK
 from ..outcome import Outcome, to_error
 from ..queue.app import make_app
+from ..queue.contract import MAX_CHUNK_ITEMS
 from ..spec import Limits
 from . import chunks
 from .batch import BatchStream
@@ -108,17 +109,17 @@ class Client:
         spec.function(function)
         return spec.limits.narrowed(limits)
 
-    def options(self, lim: Limits, items: int) -> dict[str, Any]:
-        # Celery's limits are a backstop above the epoch deadline: a chunk may run its batch call and then
-        # every item alone, so allow (items + 1) deadlines, plus a margin.
-        budget = lim.timeout_ms / 1000.0 * (items + 1)
-        hard = math.ceil(budget + self.settings.time_limit_margin_s)
+    def options(self, lim: Limits, items: int, budget_s: float | None = None) -> dict[str, Any]:
+        """Celery's time limits for a message of `items` calls: a backstop above the epoch deadlines, the
+        longest the calls can run (chunk_result.longest_run_s) plus a margin."""
+        longest = chunk_result.longest_run_s(lim.timeout_ms, items, budget_s)
+        hard = math.ceil(longest + self.settings.time_limit_margin_s)
         if hard >= self.settings.visibility_timeout_s:
             raise InvalidInput(
                 f"{items} inputs at {lim.timeout_ms} ms each need a {hard} s time limit, above the broker's "
                 f"visibility timeout of {self.settings.visibility_timeout_s} s: use smaller chunks"
             )
-        soft = math.ceil(budget + self.settings.time_limit_margin_s / 2)
+        soft = math.ceil(longest + self.settings.time_limit_margin_s / 2)
         return {"time_limit": hard, "soft_time_limit": soft, "queue": self.settings.queue}
 
     def send(self, sent: Sent, task_id: str | None = None) -> AsyncResult:
@@ -179,8 +180,9 @@ class Client:
         self, module: str, function: str, inputs: Iterable[str | WasmqError], limits: dict[str, int], *,
         chunk_size: int | None, window: int | None, timeout: float | None, usage: str,
     ) -> Iterator[Outcome]:  # fmt: skip
-        if chunk_size is not None and chunk_size <= 0:
-            raise InvalidInput(f"chunk_size must be positive, not {chunk_size}")
+        if chunk_size is not None and not 0 < chunk_size <= MAX_CHUNK_ITEMS:
+            raise InvalidInput(f"chunk_size must be positive and at most {MAX_CHUNK_ITEMS} (a worker's largest "
+                               f"message), not {chunk_size}")  # fmt: skip
         if usage not in chunk_result.USAGE_SHAPES:
             raise InvalidInput(f"usage must be one of {', '.join(chunk_result.USAGE_SHAPES)}, not {usage!r}")
         size = window if window is not None else self.settings.batch_window

@@ -1,8 +1,9 @@
 """The arguments of the two wasmq tasks, as any producer may send them: in order, by name, or both.
 
 `wasmq.call(module, function, input, limits=None)` and
-`wasmq.call_many(module, function, inputs, limits=None, usage="chunk")` (`usage="items"`: per-item usage in the
-result, worker/chunk_result.py).
+`wasmq.call_many(module, function, inputs, limits=None, usage="chunk", budget_s=None)` (`usage="items"`:
+per-item usage in the result; `budget_s`: seconds after which the worker starts no more of the inputs and
+answers how many it did not reach, worker/chunk_result.py).
 `bind` turns a message's (args, kwargs) into a `Call` or raises `InvalidInput` naming what is wrong (arity,
 unknown or repeated names, types), the same in the worker's main process (before a message reaches the pool,
 worker/queue/intake.py) and in the task itself. `parts` reads module, function and input(s) from arguments of
@@ -15,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..chunk_result import LEAN, USAGE_SHAPES
+from ..chunk_result import LEAN, MAX_BUDGET_S, USAGE_SHAPES
 from ..errors import InvalidInput
 from ..keys import CALL_MANY_TASK, CALL_TASK
 
 PARAMETERS = {
     CALL_TASK: ("module", "function", "input", "limits"),
-    CALL_MANY_TASK: ("module", "function", "inputs", "limits", "usage"),
+    CALL_MANY_TASK: ("module", "function", "inputs", "limits", "usage", "budget_s"),
 }
 REQUIRED = 3  # module, function, input(s); limits may be left out
 MAX_NAME_CHARS = 256  # a module or function name
@@ -38,6 +39,7 @@ class Call:
     payload: Any
     limits: dict[str, Any] | None
     usage: str = LEAN  # call_many's result shape
+    budget_s: float | None = None  # call_many's time budget (None: run every input)
 
 
 def _name(what: str, value: Any) -> str:
@@ -84,7 +86,7 @@ def bind(task: str, args: Any, kwargs: Any) -> Call:
     limits = values.get("limits")
     if limits is not None and not isinstance(limits, dict):
         raise InvalidInput(f"'limits' must be an object or null, not {type(limits).__name__}")
-    return Call(task, module, function, payload, limits, _usage(values.get("usage")))
+    return Call(task, module, function, payload, limits, _usage(values.get("usage")), _budget(values.get("budget_s")))
 
 
 def _usage(usage: Any) -> str:
@@ -95,6 +97,17 @@ def _usage(usage: Any) -> str:
         shown = repr(usage[:40]) if isinstance(usage, str) else type(usage).__name__
         raise InvalidInput(f"'usage' must be one of {', '.join(map(repr, USAGE_SHAPES))} or null, not {shown}")
     return str(usage)
+
+
+def _budget(budget: Any) -> float | None:
+    """call_many's time budget: null, or a number of seconds above 0 and at most MAX_BUDGET_S."""
+    if budget is None:
+        return None
+    if type(budget) not in (int, float) or not 0 < budget <= MAX_BUDGET_S:
+        shown = repr(budget) if type(budget) in (int, float) else type(budget).__name__
+        raise InvalidInput(f"'budget_s' must be a number of seconds above 0 and at most {MAX_BUDGET_S}, or null, "
+                           f"not {shown}")  # fmt: skip
+    return float(budget)
 
 
 def parts(task: Any, args: Any, kwargs: Any) -> tuple[Any, Any, Any, Any]:

@@ -18,10 +18,11 @@ from typing import Any
 
 from celery.worker.control import inspect_command
 
-from ..errors import WasmqError
+from ..chunk_result import longest_run_s
+from ..errors import InvalidInput, WasmqError
 from ..keys import CALL_MANY_TASK, CALL_TASK, STATUS_COMMAND
+from .contract import bind, parts
 from .contract import items as items_of
-from .contract import parts
 from .state import current
 
 
@@ -36,6 +37,13 @@ def _timeout_ms(module: Any, limits: Any) -> int | None:
         return None
 
 
+def _budget_s(args: Any, kwargs: Any) -> float | None:
+    try:
+        return bind(CALL_MANY_TASK, args, kwargs).budget_s
+    except InvalidInput:
+        return None
+
+
 def describe_request(request: Any, now: float) -> dict[str, Any]:
     """One running job as `wasmq status` shows it."""
     args, kwargs = getattr(request, "args", None), getattr(request, "kwargs", None)
@@ -43,8 +51,10 @@ def describe_request(request: Any, now: float) -> dict[str, Any]:
     items = items_of(request.name, inputs)
     timeout_ms = _timeout_ms(module, limits) if request.name in (CALL_TASK, CALL_MANY_TASK) else None
     deadline_s = None
-    if timeout_ms is not None:
-        deadline_s = timeout_ms / 1000.0 * (items + 1 if request.name == CALL_MANY_TASK else 1)
+    if timeout_ms is not None and request.name == CALL_MANY_TASK:
+        deadline_s = longest_run_s(timeout_ms, items, _budget_s(args, kwargs))
+    elif timeout_ms is not None:
+        deadline_s = timeout_ms / 1000.0
     started = request.time_start
     hard_limit = (getattr(request, "time_limits", None) or (None, None))[0]  # (hard, soft)
     return {

@@ -5,7 +5,8 @@ and a wrong one is `InvalidInput` naming it (the consumer has already refused su
 the task checks again for whatever else calls it). A single call that fails raises its typed error (the
 job's state is FAILURE and its result the error); a chunk always succeeds as a task and answers every
 input, in order, within the result size limit (worker/queue/fitting.py): outputs and errors by index with one
-usage for the chunk, or one `{ok, output|error}` entry per input when asked (worker/chunk_result.py).
+usage for the chunk, or one `{ok, output|error}` entry per input when asked (worker/chunk_result.py); with a
+time budget, every input it reached before the budget ran out.
 Retries follow `worker/queue/retry.py`; a redelivered message whose result is already stored is not run again.
 """
 
@@ -25,7 +26,7 @@ from ..config import get_settings
 from ..connections import CONNECTION_ERRORS
 from ..errors import DeadlineExceeded, WasmqError
 from ..keys import CALL_MANY_TASK, CALL_TASK
-from .contract import bind, parts
+from .contract import Call, bind, parts
 from .fitting import check_output, fit_chunk, fit_lean
 from .retry import RetryPolicy
 from .state import current
@@ -96,23 +97,37 @@ def run_call(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return {**result.to_dict(), "module": call.module, "function": call.function, **info}
 
 
-def _rerun_deadline_items(
-    module: str, function: str, inputs: list[Any], limits: dict[str, Any] | None, results: list[Any]
-) -> list[Any]:
-    """Items of a chunk that hit their deadline are run again in place, up to the policy's count."""
+def _run_steps(call: Call, inputs: list[Any], until: float | None, *, first: bool) -> list[Any]:
+    """Results for the first of `inputs`: all at once without a budget; else `chunk_result.STEP` at a time,
+    starting no step at or after `until` (a `time.perf_counter()` reading), except the first if `first`."""
+    sandbox = current().sandbox
+    if until is None:
+        return sandbox.call_many(call.module, call.function, inputs, call.limits)
+    results: list[Any] = []
+    for start in range(0, len(inputs), chunk_result.STEP):
+        if (start or not first) and time.perf_counter() >= until:
+            break
+        results.extend(sandbox.call_many(call.module, call.function, inputs[start : start + chunk_result.STEP],
+                                         call.limits))  # fmt: skip
+    return results
+
+
+def _rerun_deadline_items(call: Call, results: list[Any], until: float | None) -> list[Any]:
+    """Items of a chunk that hit their deadline are run again in place, up to the policy's count (and while
+    the chunk's budget lasts)."""
     policy = RetryPolicy.from_settings(get_settings())
-    for _ in range(min(policy.deadline_retries, _max_retries(module, limits))):
+    for _ in range(min(policy.deadline_retries, _max_retries(call.module, call.limits))):
         late = [i for i, r in enumerate(results) if isinstance(r, DeadlineExceeded)]
         if not late:
             break
-        again = current().sandbox.call_many(module, function, [inputs[i] for i in late], limits)
-        for index, result in zip(late, again, strict=True):
+        again = _run_steps(call, [call.payload[i] for i in late], until, first=False)
+        for index, result in zip(late[: len(again)], again, strict=True):
             results[index] = result
     return results
 
 
 def run_call_many(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """wasmq.call_many(module, function, inputs, limits=None, usage="chunk")"""
+    """wasmq.call_many(module, function, inputs, limits=None, usage="chunk", budget_s=None)"""
     stored = _stored_result(task)
     if stored is not None:
         return dict(stored)
@@ -121,14 +136,17 @@ def run_call_many(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     started = time.perf_counter()
     with _failures(task, module, limits, info):
         call = bind(CALL_MANY_TASK, args, kwargs)
-        results = current().sandbox.call_many(call.module, call.function, call.payload, call.limits)
-        results = _rerun_deadline_items(call.module, call.function, call.payload, call.limits, results)
+        until = None if call.budget_s is None else started + call.budget_s
+        results = _run_steps(call, call.payload, until, first=True)
+        results = _rerun_deadline_items(call, results, until)
     body = chunk_result.build(results, call.usage)
     settings = get_settings()
     if "results" in body:
         body["results"] = fit_chunk(body["results"], settings)
     else:
         body = fit_lean(body, settings)
+    if len(results) < len(call.payload):
+        body["unreached"] = len(call.payload) - len(results)  # the budget ran out: the producer sends them again
     # The chunk's time in the sandbox: producers size their next chunks by it (worker/producer/sizing.py).
     body["seconds"] = round(time.perf_counter() - started, 6)
     return {**body, "module": call.module, "function": call.function, **info}
