@@ -8,8 +8,6 @@ from worker import chunk_result
 from worker.errors import ModuleTrap
 from worker.sandbox.result import CallResult, Usage
 
-META = {"worker": "w@h", "attempt": 1}
-
 
 def test_lean_counts_a_shared_usage_once_and_reads_back_in_order() -> None:
     shared = Usage(fuel=1000, wall_ms=2.0, memory_bytes=65536)  # one batch call served both
@@ -18,34 +16,44 @@ def test_lean_counts_a_shared_usage_once_and_reads_back_in_order() -> None:
     assert body["outputs"] == ["A", None, "B", "C"]
     assert [i for i, _ in body["errors"]] == [1] and body["errors"][0][1]["type"] == "ModuleTrap"
     assert body["usage"] == {"fuel": 1005, "wall_ms": 3.0, "memory_bytes": 65536, "calls": 2}
-    outcomes = chunk_result.read(json.loads(json.dumps(body)), 4, META)
-    assert not isinstance(outcomes, str)
-    assert [o.output for o in outcomes] == ["A", None, "B", "C"]
-    assert outcomes[1].error is not None and outcomes[1].error.type == "ModuleTrap"
-    assert all(o.meta == META for o in outcomes)
+    answers = chunk_result.read(json.loads(json.dumps(body)), 4)
+    assert not isinstance(answers, str)
+    assert answers.outputs == ["A", None, "B", "C"] and answers.usages is None
+    assert list(answers.errors) == [1] and answers.errors[1].type == "ModuleTrap"
 
 
 def test_items_shape_carries_each_usage_and_reads_back() -> None:
     body = chunk_result.build([CallResult("A", Usage(7, 1.0))], chunk_result.ITEMS)
-    outcomes = chunk_result.read(body, 1, META)
-    assert not isinstance(outcomes, str) and outcomes[0].usage["fuel"] == 7
+    answers = chunk_result.read(body, 1)
+    assert not isinstance(answers, str) and answers.outputs == ["A"] and answers.usages is not None
+    assert answers.usages[0]["fuel"] == 7
 
 
 def test_a_result_that_does_not_answer_every_item_is_said_so() -> None:
-    assert chunk_result.read({"outputs": ["A"], "errors": []}, 2, META) == "chunk answered 1 of 2"
-    assert chunk_result.read({"results": []}, 1, META) == "chunk answered 0 of 1"
-    assert "neither" in str(chunk_result.read({"outputs": "A"}, 1, META))
-    assert "chunk answered" in str(chunk_result.read(["junk"], 1, META))
-    odd = chunk_result.read({"outputs": [None, 3], "errors": [[0, "not an error"], [9, {}], "x"]}, 2, META)
-    assert not isinstance(odd, str) and [o.ok for o in odd] == [False, False]  # no output, no crash
+    assert chunk_result.read({"outputs": ["A"], "errors": []}, 2) == "chunk answered 1 of 2"
+    assert chunk_result.read({"results": []}, 1) == "chunk answered 0 of 1"
+    assert "neither" in str(chunk_result.read({"outputs": "A"}, 1))
+    assert "chunk answered" in str(chunk_result.read(["junk"], 1))
+    odd = chunk_result.read({"outputs": [None, 3, "ok"], "errors": [[0, "not an error"], [9, {}], "x", [True, {}]]}, 3)
+    assert not isinstance(odd, str) and odd.outputs == [None, None, "ok"]  # no output, no crash
+    assert sorted(odd.errors) == [0, 1] and odd.errors[1].type == "JobFailed"
+    entries = chunk_result.read({"results": [{"ok": True, "output": 5}, "junk", {"ok": False}]}, 3)
+    assert (
+        not isinstance(entries, str) and entries.outputs == [None, None, None] and sorted(entries.errors) == [0, 1, 2]
+    )
+
+
+def test_an_error_wins_over_an_output_for_the_same_item() -> None:
+    answers = chunk_result.read({"outputs": ["A", "B"], "errors": [[1, {"type": "ModuleTrap", "message": "x"}]]}, 2)
+    assert not isinstance(answers, str) and answers.outputs == ["A", None] and answers.errors[1].type == "ModuleTrap"
 
 
 def test_a_chunk_its_budget_stopped_answers_the_inputs_it_reached() -> None:
-    outcomes = chunk_result.read({"outputs": ["A"], "errors": [], "unreached": 2}, 3, META)
-    assert not isinstance(outcomes, str) and [o.output for o in outcomes] == ["A"]
-    assert chunk_result.read({"outputs": ["A"], "errors": [], "unreached": 1}, 3, META) == "chunk answered 1 of 2"
+    answers = chunk_result.read({"outputs": ["A"], "errors": [], "unreached": 2}, 3)
+    assert not isinstance(answers, str) and answers.outputs == ["A"]
+    assert chunk_result.read({"outputs": ["A"], "errors": [], "unreached": 1}, 3) == "chunk answered 1 of 2"
     for claim in (3, -1, "1", True, 1.0, None):
-        said = chunk_result.read({"outputs": [], "errors": [], "unreached": claim}, 3, META)
+        said = chunk_result.read({"outputs": [], "errors": [], "unreached": claim}, 3)
         assert isinstance(said, str) and "were not reached" in said
 
 

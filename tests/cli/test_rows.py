@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from worker.cli.rows import count_lines, input_lines, resume, row
-from worker.errors import InvalidInput, UsageError
+from worker.chunk_result import Answers
+from worker.cli.rows import count_lines, input_lines, resume, row, slot_rows
+from worker.errors import InvalidInput, ModuleTrap, UsageError
 from worker.outcome import Outcome
+from worker.producer.slots import Slot
 
 
 def test_lines_are_read_one_by_one_and_a_bad_line_is_its_own_error(tmp_path: Path) -> None:
@@ -51,13 +54,35 @@ def test_resume_refuses_rows_of_another_input(tmp_path: Path) -> None:
         resume(out, iter(["a"]), source="in.txt")
 
 
-@pytest.mark.parametrize(
-    "text", ["Alice", "", 'q"uo\\te', "\x01\x1f ctl", "\u2028 line sep", "Zoë 🌍 李雷", "x" * 5000]
-)
-def test_a_row_written_directly_is_the_row_json_would_write(text: str) -> None:
-    for meta in ({"worker": "celery@h", "attempt": 2}, {}):
-        got = row(3, text, Outcome(ok=True, output=f"Hello World, {text}!", meta=meta))
-        want = {"index": 3, "input": text, "ok": True, "output": f"Hello World, {text}!",
-                "worker": meta.get("worker"), "attempt": meta.get("attempt")}  # fmt: skip
-        assert got == json.dumps(want, ensure_ascii=False) + "\n"
-        assert json.loads(got) == want
+TEXTS = ["Alice", "", 'q"uo\\te', "\x01\x1f ctl", "\u2028 line sep", "Zoë 🌍 李雷", "x" * 5000]
+
+
+def test_rows_written_directly_are_the_rows_json_would_write() -> None:
+    """A chunk's common rows are formatted by hand; they must be exactly json.dumps' rows, whoever answered
+    (two messages, one with no worker name), next to a failed input, a refused one and one that was not text."""
+    texts = [*TEXTS, "fails", "", "refused"]
+    refused = InvalidInput("input 9 must be a string, not int")
+    slot = Slot(texts, {9: refused, 8: InvalidInput("too large")}, foreign={9})
+    meta_a, meta_b = {"worker": "celery@h", "attempt": 2}, {"worker": None, "attempt": 1}
+    answers = Answers([f"Hello World, {t}!" for t in TEXTS[:4]], {})
+    slot.fill([0, 1, 2, 3], answers, meta_a)
+    slot.fill([4, 5, 6, 7], Answers([f"Hello World, {t}!" for t in TEXTS[4:]] + [None], {3: ModuleTrap("x")}), meta_b)
+    got = [line + "\n" for line in slot_rows(10, slot).split("\n")[:-1]]  # not splitlines: U+2028 is in a row
+    assert len(got) == len(texts)
+    for p, line in enumerate(got):
+        outcome = slot.outcome(p)
+        want: dict[str, Any] = {"index": 10 + p, "input": None if p == 9 else texts[p], "ok": outcome.ok}
+        if outcome.ok:
+            want["output"] = f"Hello World, {texts[p]}!"
+        else:
+            assert outcome.error is not None
+            want["error"] = outcome.error.to_dict()
+        want.update(worker=outcome.meta.get("worker"), attempt=outcome.meta.get("attempt"))
+        assert line == json.dumps(want, ensure_ascii=False) + "\n"
+    assert [json.loads(line)["ok"] for line in got].count(False) == 3
+
+
+def test_rows_of_a_per_item_usage_chunk_carry_each_usage() -> None:
+    slot = Slot(["a", "b"], {}, set())
+    slot.fill([0, 1], Answers(["A", "B"], {}, [{"fuel": 1}, {"fuel": 2}]), {"worker": "w", "attempt": 1})
+    assert [json.loads(line)["usage"] for line in slot_rows(0, slot).splitlines()] == [{"fuel": 1}, {"fuel": 2}]

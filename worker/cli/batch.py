@@ -11,8 +11,7 @@ import argparse
 import signal
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +19,7 @@ from typing import IO, Any
 from ..errors import UsageError
 from .common import SubParsers, add_limits, limits_from
 from .progress import BatchProgress, summarize, summary_text
-from .rows import Line, count_lines, input_lines, resume, row
+from .rows import count_lines, input_lines, resume, slot_rows
 
 FLUSH_EVERY_S = 0.5  # rows reach the file at least this often (a SIGKILL loses at most that much)
 INTERRUPTED = 130
@@ -49,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise UsageError("--resume needs --out: the rows already written are read from there")
     total = count_lines(args.file)
-    failed: Counter[str] = Counter()
-    done = 0
     with ExitStack() as stack:
         stop = _Stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,28 +57,25 @@ def run(args: argparse.Namespace) -> int:
         out: IO[str] = sys.stdout
         if args.out:
             out = stack.enter_context(open(args.out, "a" if args.resume else "w", encoding="utf-8"))
-        pending: deque[Line] = deque()  # the inputs sent and not yet written, oldest first (at most the window)
-        read = _remembering(lines, pending)
         client = stack.enter_context(Client())
         progress = BatchProgress(f"{args.module}.{args.function}", total, start=start)
         stack.callback(progress.close)
         watch, flushed, done = time.monotonic(), time.monotonic(), start
+        failed: Counter[str] = Counter()
         try:
-            outcomes = client.imap(
-                args.module, args.function, read, chunk_size=args.chunk, window=args.window, timeout=args.wait_s,
-                usage="items" if args.item_usage else "chunk", **limits_from(args),
+            stream = client.stream(
+                args.module, args.function, lines, chunk_size=args.chunk, window=args.window, timeout=args.wait_s,
+                usage="items" if args.item_usage else "chunk", limits=limits_from(args),
             )  # fmt: skip
-            for outcome in outcomes:
-                stop.safe = False  # a row is written whole, or not at all
-                out.write(row(done, pending.popleft(), outcome))
-                done += 1
-                if outcome.error is not None:
-                    failed[outcome.error.type] += 1
-                if not done & 255:  # every 256 rows: the progress (drawn at most every 0.1 s), the file's flush
-                    progress.update(done, sum(failed.values()))
-                    if time.monotonic() - flushed >= FLUSH_EVERY_S:
-                        out.flush()
-                        flushed = time.monotonic()
+            failed = stream.tally.failed  # counted by the stream as each chunk is handed over
+            for slot in stream.slots():
+                stop.safe = False  # a chunk's rows are written whole, or not at all
+                out.write(slot_rows(done, slot))
+                done += len(slot)
+                progress.update(done, sum(failed.values()))  # drawn at most every 0.1 s
+                if time.monotonic() - flushed >= FLUSH_EVERY_S:
+                    out.flush()
+                    flushed = time.monotonic()
                 stop.safe = True
                 if stop.asked:
                     raise KeyboardInterrupt
@@ -96,17 +90,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary["failed"] == 0 else 1
 
 
-def _remembering(lines: Iterable[Line], pending: deque[Line]) -> Iterator[Line]:
-    """The inputs, each noted in `pending` as it is read, so that its row can name it when its turn comes."""
-    for item in lines:
-        pending.append(item)
-        yield item
-
-
 class _Stop:
     """SIGINT and SIGTERM end a batch: rows so far flushed, `--resume` continues. The handler leaves a mark
-    that the loop checks after each row, and raises KeyboardInterrupt at once only while the batch waits for
-    outcomes (never in the middle of writing a row; and a raise inside a finalizer would be swallowed)."""
+    that the loop checks after each chunk's rows, and raises KeyboardInterrupt at once only while the batch
+    waits for outcomes (never in the middle of writing rows; and a raise inside a finalizer would be
+    swallowed)."""
 
     asked = False
     safe = True

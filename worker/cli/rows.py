@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from ..errors import InvalidInput, UsageError
 from ..outcome import Outcome
+from ..producer.slots import Slot
 
 Line = str | InvalidInput  # an input, or why its line could not be one
 
@@ -61,14 +62,29 @@ def count_lines(path: str) -> int | None:
     return count + (last != b"\n")  # a last line without a final newline is a line too
 
 
-def row(index: int, item: Line, outcome: Outcome) -> str:
-    """One JSON line: the input, its outcome, and which worker answered it after how many attempts."""
-    worker, attempt = outcome.meta.get("worker"), outcome.meta.get("attempt")
-    if outcome.ok and not outcome.usage and isinstance(item, str) and isinstance(outcome.output, str):
-        # The common row, written directly (a third of json.dumps' cost on a dict, at a million rows a batch).
-        return (f'{{"index": {index}, "input": {_text(item)}, "ok": true, "output": {_text(outcome.output)}, '
-                f'"worker": {_json(worker)}, "attempt": {_json(attempt)}}}\n')  # fmt: skip
-    line: dict[str, Any] = {"index": index, "input": item if isinstance(item, str) else None}
+def slot_rows(start: int, slot: Slot) -> str:
+    """The rows of a chunk's inputs, the first numbered `start`. The common row (an output, no per-item
+    usage) is written directly from the slot's lists: about a third of the cost of `json.dumps` on a dict,
+    with no per-item object, which at a million rows a batch is much of a producer's time."""
+    rows: list[str] = []
+    tails: dict[int, str] = {}  # the end of a row, per message that answered (worker, attempt)
+    for p, (text, output, meta) in enumerate(zip(slot.inputs, slot.outputs, slot.meta, strict=True)):
+        if output is None or meta is None or slot.usages is not None:
+            rows.append(row(start + p, slot.text(p), slot.outcome(p)))
+            continue
+        tail = tails.get(id(meta))
+        if tail is None:
+            tail = tails[id(meta)] = (
+                f'"worker": {_json(meta.get("worker"))}, "attempt": {_json(meta.get("attempt"))}}}\n'
+            )
+        rows.append(f'{{"index": {start + p}, "input": {_text(text)}, "ok": true, "output": {_text(output)}, {tail}')
+    return "".join(rows)
+
+
+def row(index: int, item: str | None, outcome: Outcome) -> str:
+    """One JSON line: the input (null if it was not text), its outcome, and which worker answered it after
+    how many attempts."""
+    line: dict[str, Any] = {"index": index, "input": item}
     if outcome.ok:
         line.update(ok=True, output=outcome.output)
         if outcome.usage:
@@ -76,7 +92,7 @@ def row(index: int, item: Line, outcome: Outcome) -> str:
     else:
         assert outcome.error is not None
         line.update(ok=False, error=outcome.error.to_dict())
-    line.update(worker=worker, attempt=attempt)
+    line.update(worker=outcome.meta.get("worker"), attempt=outcome.meta.get("attempt"))
     return json.dumps(line, ensure_ascii=False) + "\n"
 
 

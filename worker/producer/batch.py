@@ -35,6 +35,7 @@ from ..outcome import Outcome, to_error
 from . import chunks
 from .results import forget, read_keys
 from .sizing import ChunkSizer
+from .slots import Slot
 
 if TYPE_CHECKING:
     from .client import Client, Sent
@@ -43,26 +44,14 @@ MAX_RESULT_RERUNS = 3  # rounds of sending again the items whose outputs did not
 POLL_START_S, POLL_MAX_S = 0.001, 0.05
 SUMMARY_PREFIX = f"{KEY_PREFIX}batch:"
 _END = object()  # no more inputs (None is an input like any other: a wrong one)
-
-
-@dataclass
-class _Slot:
-    """One chunk's place in the output: its inputs (kept to send again) and their outcomes so far."""
-
-    inputs: list[str]
-    outcomes: list[Outcome | None]
-    open: int = 0  # parts sent and not yet answered
-
-    @property
-    def done(self) -> bool:
-        return self.open == 0
+META_KEYS = ("worker", "pid", "attempt", "job_id")  # what a chunk's result says about who answered it
 
 
 @dataclass
 class _Part:
     """One message in flight: which positions of its slot it carries, and in which round."""
 
-    slot: _Slot
+    slot: Slot
     positions: list[int]
     sent: Sent
     round: int = 0
@@ -75,10 +64,9 @@ class Tally:
     done: int = 0
     failed: Counter[str] = field(default_factory=Counter)
 
-    def count(self, outcome: Outcome) -> None:
-        self.done += 1
-        if outcome.error is not None:
-            self.failed[outcome.error.type] += 1
+    def count(self, slot: Slot) -> None:
+        self.done += len(slot)
+        self.failed.update(error.type for error in slot.errors.values())
 
 
 class BatchStream:
@@ -99,7 +87,7 @@ class BatchStream:
         self._held: object = _END  # an input read but left for the next chunk
         self._index = 0  # inputs read so far
         self._exhausted = False
-        self._slots: deque[_Slot] = deque()
+        self._slots: deque[Slot] = deque()
         self._parts: dict[str, _Part] = {}
         self._options: dict[int, dict[str, Any]] = {}
         self._budget = chunks.message_budget(self.settings)
@@ -109,14 +97,18 @@ class BatchStream:
         self._down_since: float | None = None  # when the result backend became unreachable
 
     def __iter__(self) -> Iterator[Outcome]:
+        for slot in self.slots():
+            yield from slot.outcomes()
+
+    def slots(self) -> Iterator[Slot]:
+        """Each chunk's slot, in input order, as soon as all its inputs are answered (and those before)."""
         delay, last_progress = POLL_START_S, time.monotonic()
         while True:
             self._fill()
             while self._slots and self._slots[0].done:
-                for outcome in self._slots.popleft().outcomes:
-                    assert outcome is not None
-                    self.tally.count(outcome)
-                    yield outcome
+                slot = self._slots.popleft()
+                self.tally.count(slot)
+                yield slot
             if not self._slots and self._exhausted:
                 self._store_summary()
                 return
@@ -149,28 +141,30 @@ class BatchStream:
         while not self._exhausted and len(self._slots) < self.window:
             limit = chunks.max_items(self.settings, self.sizer.size())
             texts: list[str] = []
-            outcomes: list[Outcome | None] = []
+            refused: dict[int, WasmqError] = {}
+            foreign: set[int] = set()
             positions: list[int] = []
             used = 0
             while len(positions) < limit:
                 item = self._next_input()
                 if item is _END:
                     break
-                cost, refused = self._measure(item)
-                if refused is None:
+                cost, error = self._measure(item)
+                if error is None:
                     if positions and used + cost > self._budget:
                         self._held = item
                         break
                     positions.append(len(texts))
                     used += cost
                     texts.append(item)  # type: ignore[arg-type]
-                    outcomes.append(None)
                 else:
-                    texts.append("")
-                    outcomes.append(Outcome.failed(refused))
+                    refused[len(texts)] = error
+                    if not isinstance(item, str):
+                        foreign.add(len(texts))
+                    texts.append(item if isinstance(item, str) else "")
                 self._index += 1
             if texts:
-                slot = _Slot(texts, outcomes)
+                slot = Slot(texts, refused, foreign)
                 self._slots.append(slot)
                 if positions:
                     self._send(slot, positions, 0)
@@ -184,7 +178,7 @@ class BatchStream:
         cost = chunks.input_cost(item)
         return cost, chunks.too_large(self._index, cost, self._budget, self.settings) if cost > self._budget else None
 
-    def _send(self, slot: _Slot, positions: list[int], round: int) -> None:
+    def _send(self, slot: Slot, positions: list[int], round: int) -> None:
         from .client import Sent
 
         items = len(positions)
@@ -221,29 +215,25 @@ class BatchStream:
         value = stored.get("result")
         slot, positions = part.slot, part.positions
         if stored.get("status") != SUCCESS:
-            error = to_error(value)
-            for p in positions:
-                slot.outcomes[p] = Outcome.failed(error)
+            slot.fail(positions, to_error(value))
             return
-        meta = {k: value.get(k) for k in ("worker", "pid", "attempt", "job_id")} if isinstance(value, dict) else {}
-        read = chunk_result.read(value, len(positions), meta)
-        if isinstance(read, str):
-            error = to_error(read)
-            for p in positions:
-                slot.outcomes[p] = Outcome.failed(error)
+        answers = chunk_result.read(value, len(positions))
+        if isinstance(answers, str):
+            slot.fail(positions, to_error(answers))
             return
-        if isinstance(value, dict):
-            self.sizer.observe(len(read), value.get("seconds"))
-        answered, unreached = positions[: len(read)], positions[len(read) :]
+        assert isinstance(value, dict)
+        self.sizer.observe(len(answers.outputs), value.get("seconds"))
+        unreached = positions[len(answers.outputs) :]
         if unreached:  # the chunk's budget ran out before these: sent again, in the same round
             self._send(slot, unreached, part.round)
         overflow: dict[int, int] = {}
-        for p, outcome in zip(answered, read, strict=True):
-            size = _result_bytes(outcome) if part.round < MAX_RESULT_RERUNS else None
-            if size is not None:
-                overflow[p] = size
-            else:
-                slot.outcomes[p] = outcome
+        if part.round < MAX_RESULT_RERUNS:
+            for index, error in list(answers.errors.items()):
+                if isinstance(error, ResultTooLarge):
+                    size = error.details.get("encoded_bytes")
+                    overflow[positions[index]] = size if isinstance(size, int) and size > 0 else 1
+                    del answers.errors[index]
+        slot.fill(positions, answers, {k: value.get(k) for k in META_KEYS})
         if overflow:
             for group in chunks.repack(slot.inputs, overflow, self.settings):
                 self._send(slot, group, part.round + 1)
@@ -260,11 +250,3 @@ class BatchStream:
             backend.client.set(f"{SUMMARY_PREFIX}{self.id}", json.dumps(summary), ex=self.settings.result_ttl_s)
         except CONNECTION_ERRORS:
             pass  # a summary is a courtesy: the outcomes were handed over already
-
-
-def _result_bytes(outcome: Outcome) -> int | None:
-    """For an item answered `ResultTooLarge`: the size the worker reported for its result."""
-    if not isinstance(outcome.error, ResultTooLarge):
-        return None
-    size = outcome.error.details.get("encoded_bytes")
-    return int(size) if isinstance(size, int) and size > 0 else 1

@@ -173,13 +173,16 @@ class Client:
         sized to about WASMQ_CHUNK_TARGET_S each unless `chunk_size` fixes them; `usage="items"` asks for
         each item's usage (by default a chunk reports one usage for all its items). An input that is a
         `WasmqError` (say, a line that could not be read) is passed through as that input's outcome."""
-        return self._stream(module, function, inputs, limits, chunk_size=chunk_size, window=window, timeout=timeout,
-                            usage=usage)  # fmt: skip
+        return iter(self.stream(module, function, inputs, chunk_size=chunk_size, window=window, timeout=timeout,
+                                usage=usage, limits=limits))  # fmt: skip
 
-    def _stream(
-        self, module: str, function: str, inputs: Iterable[str | WasmqError], limits: dict[str, int], *,
-        chunk_size: int | None, window: int | None, timeout: float | None, usage: str,
-    ) -> Iterator[Outcome]:  # fmt: skip
+    def stream(
+        self, module: str, function: str, inputs: Iterable[str | WasmqError], *, chunk_size: int | None = None,
+        window: int | None = None, timeout: float | None = None, usage: str = chunk_result.LEAN,
+        limits: dict[str, int] | None = None,
+    ) -> BatchStream:  # fmt: skip
+        """`imap`'s batch itself: iterate it for outcomes, or `slots()` for a whole chunk at a time (what
+        `wasmq batch` writes its rows from, worker/producer/slots.py); `tally` counts what is done."""
         if chunk_size is not None and not 0 < chunk_size <= MAX_CHUNK_ITEMS:
             raise InvalidInput(f"chunk_size must be positive and at most {MAX_CHUNK_ITEMS} (a worker's largest "
                                f"message), not {chunk_size}")  # fmt: skip
@@ -188,11 +191,9 @@ class Client:
         size = window if window is not None else self.settings.batch_window
         if size <= 0:
             raise InvalidInput(f"window must be positive, not {size}")
-        return iter(
-            BatchStream(
-                self, module, function, inputs, sizer=ChunkSizer(self.settings, chunk_size), window=size,
-                limits=limits or None, usage=usage, timeout=timeout,
-            )
+        return BatchStream(
+            self, module, function, inputs, sizer=ChunkSizer(self.settings, chunk_size), window=size,
+            limits=limits or None, usage=usage, timeout=timeout,
         )  # fmt: skip
 
     def map(
@@ -214,8 +215,7 @@ class Client:
         outcomes: list[Outcome] = []
         if progress:
             progress(0, len(inputs))
-        stream = self._stream(module, function, inputs, limits, chunk_size=chunk_size, window=None, timeout=timeout,
-                              usage=chunk_result.LEAN)  # fmt: skip
+        stream = self.stream(module, function, inputs, chunk_size=chunk_size, timeout=timeout, limits=limits)
         for outcome in stream:
             outcomes.append(outcome)
             if progress:
