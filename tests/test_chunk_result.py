@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from worker import chunk_result
-from worker.errors import ModuleTrap
+from worker.errors import DeadlineExceeded, InvalidOutput, ModuleTrap, WasmqError
+from worker.outcome import public_error
 from worker.sandbox.result import CallResult, Usage
 
 META = {"worker": "w@h", "attempt": 1}
@@ -38,3 +42,41 @@ def test_a_result_that_does_not_answer_every_item_is_said_so() -> None:
     assert "chunk answered" in str(chunk_result.read(["junk"], 1, META))
     odd = chunk_result.read({"outputs": [None, 3], "errors": [[0, "not an error"], [9, {}], "x"]}, 2, META)
     assert not isinstance(odd, str) and [o.ok for o in odd] == [False, False]  # no output, no crash
+
+
+def per_item_lean(results: list[Any]) -> dict[str, Any]:
+    """The lean shape built item by item: the reference the one-pass build must equal."""
+    outputs, errors, seen = [], [], {}
+    for index, result in enumerate(results):
+        if isinstance(result, WasmqError):
+            outputs.append(None)
+            errors.append([index, public_error(result)])
+        else:
+            outputs.append(result.output)
+            seen.setdefault(id(result.usage), result.usage)
+    numbers = [usage.to_dict() for usage in seen.values()]
+    wall = 0.0
+    for n in numbers:
+        wall += n["wall_ms"]
+    usage = {"fuel": sum(n["fuel"] for n in numbers), "wall_ms": round(wall, 3), "calls": len(numbers),
+             "memory_bytes": max([n["memory_bytes"] for n in numbers], default=0)}  # fmt: skip
+    return {"outputs": outputs, "errors": errors, "usage": usage}
+
+
+BATCH, RERUN, OTHER = Usage(300, 0.1, 65536), Usage(7, 0.2, 131072), Usage(9, 0.30000000000000004)
+LEAN_CASES = {
+    "empty": [],
+    "one batch": [CallResult(f"o{i}", BATCH) for i in range(50)],
+    "errors first and last, usages interleaved": [
+        InvalidOutput("bad"),
+        *[CallResult(o, u) for o, u in [("a", BATCH), ("b", RERUN), ("c", BATCH), ("d", OTHER), ("e", OTHER)]],
+        DeadlineExceeded("late"),
+    ],
+    "only errors": [ModuleTrap("x"), InvalidOutput("y")],
+}
+
+
+@pytest.mark.parametrize("case", list(LEAN_CASES))
+def test_the_lean_shape_is_the_item_by_item_one(case: str) -> None:
+    results = LEAN_CASES[case]
+    assert chunk_result.lean_chunk(results) == per_item_lean(results)

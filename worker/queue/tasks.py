@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import compress, count, repeat
 from typing import Any
 
 from celery import Celery, Task
@@ -102,7 +103,7 @@ def _rerun_deadline_items(
     """Items of a chunk that hit their deadline are run again in place, up to the policy's count."""
     policy = RetryPolicy.from_settings(get_settings())
     for _ in range(min(policy.deadline_retries, _max_retries(module, limits))):
-        late = [i for i, r in enumerate(results) if isinstance(r, DeadlineExceeded)]
+        late = list(compress(count(), map(isinstance, results, repeat(DeadlineExceeded))))  # a pass in C
         if not late:
             break
         again = current().sandbox.call_many(module, function, [inputs[i] for i in late], limits)
