@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from worker import chunk_result
-from worker.errors import ModuleTrap
+from worker.errors import DeadlineExceeded, InvalidOutput, ModuleTrap, WasmqError
+from worker.outcome import public_error
 from worker.sandbox.result import CallResult, Usage
 
 
@@ -62,3 +66,41 @@ def test_the_longest_run_of_a_chunk_is_its_budget_and_one_step() -> None:
     assert chunk_result.longest_run_s(1000, 8000, None) == 8001.0
     assert chunk_result.longest_run_s(1000, 8000, 5.0) == chunk_result.STEP + 1 + 5.0
     assert chunk_result.longest_run_s(20, 10, 2.0) == 0.02 * 11 + 2.0
+
+
+def per_item_lean(results: list[Any]) -> dict[str, Any]:
+    """The lean shape built item by item: the reference the one-pass build must equal."""
+    outputs, errors, seen = [], [], {}
+    for index, result in enumerate(results):
+        if isinstance(result, WasmqError):
+            outputs.append(None)
+            errors.append([index, public_error(result)])
+        else:
+            outputs.append(result.output)
+            seen.setdefault(id(result.usage), result.usage)
+    numbers = [usage.to_dict() for usage in seen.values()]
+    wall = 0.0
+    for n in numbers:
+        wall += n["wall_ms"]
+    usage = {"fuel": sum(n["fuel"] for n in numbers), "wall_ms": round(wall, 3), "calls": len(numbers),
+             "memory_bytes": max([n["memory_bytes"] for n in numbers], default=0)}  # fmt: skip
+    return {"outputs": outputs, "errors": errors, "usage": usage}
+
+
+BATCH, RERUN, OTHER = Usage(300, 0.1, 65536), Usage(7, 0.2, 131072), Usage(9, 0.30000000000000004)
+LEAN_CASES = {
+    "empty": [],
+    "one batch": [CallResult(f"o{i}", BATCH) for i in range(50)],
+    "errors first and last, usages interleaved": [
+        InvalidOutput("bad"),
+        *[CallResult(o, u) for o, u in [("a", BATCH), ("b", RERUN), ("c", BATCH), ("d", OTHER), ("e", OTHER)]],
+        DeadlineExceeded("late"),
+    ],
+    "only errors": [ModuleTrap("x"), InvalidOutput("y")],
+}
+
+
+@pytest.mark.parametrize("case", list(LEAN_CASES))
+def test_the_lean_shape_is_the_item_by_item_one(case: str) -> None:
+    results = LEAN_CASES[case]
+    assert chunk_result.lean_chunk(results) == per_item_lean(results)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import FrozenInstanceError
+from functools import partial
+from typing import Any
+
 import pytest
 
 from tests.support.sandbox import greeting, instance
 from worker.errors import InvalidOutput, WasmqError
 from worker.sandbox import CallResult, Sandbox
+from worker.sandbox.core import runner
 from worker.sandbox.core.abi import call_batch
-from worker.sandbox.validate import decode_frames, encode_frames
+from worker.sandbox.result import Usage, sharing
+from worker.sandbox.validate import (
+    decode_frames,
+    decode_output,
+    decode_outputs,
+    encode_frames,
+    encode_input,
+    encode_inputs,
+)
 
 NAMES = ["Alice", "", "Zoë 🌍", "Bob"]
 
@@ -107,3 +121,69 @@ def test_a_failed_chunk_reruns_each_item_in_its_own_instance(sandbox: Sandbox, m
     made = _count_instances(sandbox, monkeypatch)
     sandbox.call_many("bad-frames", "greet", NAMES)
     assert made[0] == 1 + len(NAMES)
+
+
+def test_a_bad_output_in_an_honest_batch_is_that_items_typed_error(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch answer is framed well, but one item is not UTF-8 and one is over the output limit: those two
+    get decode_output's InvalidOutput, the others their greeting, with no per-item rerun."""
+    made = _count_instances(sandbox, monkeypatch)
+    limit: list[int] = []
+
+    def spoiled(guest: object, export: str, items: list[bytes], max_item: int, free: bool) -> list[bytes]:
+        raws = call_batch(guest, export, items, max_item, free)  # type: ignore[arg-type]
+        limit.append(max_item)
+        return [raws[0], b"Hi \xff!", b"x" * (max_item + 1), *raws[3:]]
+
+    monkeypatch.setattr(runner, "call_batch", spoiled)
+    results = sandbox.call_many("greeting", "greet", NAMES)
+    assert made[0] == 1
+    assert [r.output for r in results if isinstance(r, CallResult)] == [greeting(NAMES[0]), greeting(NAMES[3])]
+    for result, raw in zip(results[1:3], [b"Hi \xff!", b"x" * (limit[0] + 1)], strict=True):
+        with pytest.raises(InvalidOutput) as info:
+            decode_output(raw, max_bytes=limit[0])
+        assert isinstance(result, InvalidOutput) and result.message == info.value.message
+
+
+class Text(str):
+    """A str subclass: checked item by item (as isinstance allows it), never by the one-pass path."""
+
+
+def _one_by_one(check: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    out = []
+    for value in values:
+        try:
+            out.append(check(value))
+        except WasmqError as exc:
+            out.append((type(exc), exc.message))
+    return out
+
+
+def _typed(results: Sequence[Any]) -> list[Any]:
+    return [(type(r), r.message) if isinstance(r, WasmqError) else r for r in results]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [[], ["a", "Zoë 🌍", ""], ["a", 7, None, "b"], ["a", "\ud800", "c"], ["a", "x" * 65, "b"], [Text("t"), "u"]],
+)
+def test_encode_inputs_is_encode_input_per_item(inputs: list[Any]) -> None:
+    assert _typed(encode_inputs(inputs, max_bytes=64)) == _one_by_one(partial(encode_input, max_bytes=64), inputs)
+
+
+@pytest.mark.parametrize("raws", [[], [b"a", "Zoë 🌍".encode(), b""], [b"a", b"\xc3", b"b"], [b"a", b"x" * 65]])
+def test_decode_outputs_is_decode_output_per_item(raws: list[bytes]) -> None:
+    assert _typed(decode_outputs(raws, max_bytes=64)) == _one_by_one(partial(decode_output, max_bytes=64), raws)
+
+
+def test_shared_batch_results_are_ordinary_frozen_call_results() -> None:
+    usage = Usage(fuel=3, wall_ms=0.5, memory_bytes=65536)
+    error = InvalidOutput("bad")
+    made = sharing(["a", error, "b"], usage)
+    assert made == [CallResult(output="a", usage=usage), error, CallResult(output="b", usage=usage)]
+    first = made[0]
+    assert isinstance(first, CallResult) and hash(first) == hash(CallResult(output="a", usage=usage))
+    assert (first.stdout, first.stderr, first.to_dict()["output"]) == ("", "", "a")
+    with pytest.raises(FrozenInstanceError):
+        first.output = "changed"  # type: ignore[misc]

@@ -101,7 +101,7 @@ def fit_lean(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
     budget = result_budget(settings)
     outputs: list[str | None] = body["outputs"]
     errors: list[list[Any]] = body["errors"]
-    texts = sum(len(o) for o in outputs if o is not None)
+    texts = sum(map(len, filter(None, outputs)))  # one pass in C (filter drops None, and "", of length 0)
     if 12 * texts + 4 * len(outputs) + ERROR_ENTRY_BYTES * len(errors) <= budget:
         return body
     sizes = [encoded_size(o) + 1 if o is not None else 5 for o in outputs]

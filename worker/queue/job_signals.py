@@ -175,18 +175,20 @@ def _countdown(retval: Any) -> float | None:
 
 
 Row = tuple[str, float | None, int | None]  # an item's outcome, wall time (ms) and fuel, where known
+Rows = list[tuple[Row, int]]  # a chunk's items in order, as (row, how many items in a row share it)
 
 
-def _chunk_rows(retval: dict[str, Any]) -> list[Row] | None:
-    """One row per item of a chunk's result, in either shape (worker/chunk_result.py); None if neither."""
+def _chunk_rows(retval: dict[str, Any]) -> Rows | None:
+    """The items of a chunk's result, in either shape (worker/chunk_result.py); None if neither. The lean
+    shape's successes between two errors are one entry: O(errors), not O(items)."""
     entries = retval.get("results")
     if isinstance(entries, list):
-        rows: list[Row] = []
+        rows: Rows = []
         for entry in entries:
             ok = isinstance(entry, dict) and entry.get("ok") is True
             error = entry.get("error") if isinstance(entry, dict) else None
             outcome = SUCCEEDED if ok else _error_type(error)
-            rows.append((outcome, *_usage(entry if ok else error)))
+            rows.append(((outcome, *_usage(entry if ok else error)), 1))
         return rows
     outputs, errors = retval.get("outputs"), retval.get("errors")
     if not isinstance(outputs, list) or not isinstance(errors, list):
@@ -194,10 +196,17 @@ def _chunk_rows(retval: dict[str, Any]) -> list[Row] | None:
     failed = {p[0]: p[1] for p in errors if isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)}
     _, fuel = _usage(retval)  # the chunk's total: shared evenly by the items that succeeded
     share = fuel // max(1, len(outputs) - len(failed)) if fuel is not None else None
-    return [
-        (_error_type(failed[i]), *_usage(failed[i])) if i in failed else (SUCCEEDED, None, share)
-        for i in range(len(outputs))
-    ]
+    succeeded: Row = (SUCCEEDED, None, share)
+    lean: Rows = []
+    done = 0  # the items before this index are in `lean`
+    for index in sorted(i for i in failed if 0 <= i < len(outputs)):
+        if index > done:
+            lean.append((succeeded, index - done))
+        lean.append(((_error_type(failed[index]), *_usage(failed[index])), 1))
+        done = index + 1
+    if len(outputs) > done:
+        lean.append((succeeded, len(outputs) - done))
+    return lean
 
 
 def _error_type(error: Any) -> str:
@@ -205,29 +214,31 @@ def _error_type(error: Any) -> str:
 
 
 def _chunk(
-    rec: Recorder, queue: str, module: str, function: str, *, rows: list[Row], elapsed: float | None,
+    rec: Recorder, queue: str, module: str, function: str, *, rows: Rows, elapsed: float | None,
     fields: dict[str, Any],
 ) -> None:  # fmt: skip
     """Each item of a chunk is a job: its outcome, its fuel, and its share of the chunk's time (by the
     item's own wall time where known, so that a slow item shows as slow)."""
-    if not rows:
+    items = sum(n for _, n in rows)
+    if not items:
         log.info("job finished", outcome=SUCCEEDED, outcomes={}, fuel=0, **fields)
         return
-    weights = [w or 0.0 for _, w, _ in rows]
-    total_weight = sum(weights)
+    total_weight = sum((wall or 0.0) * n for (_, wall, _), n in rows)
     groups: Counter[tuple[str, float | None, int | None]] = Counter()
-    for (outcome, _, fuel), weight in zip(rows, weights, strict=True):
+    outcomes: Counter[str] = Counter()
+    fuel_used = 0
+    for (outcome, wall, fuel), n in rows:
         if elapsed is None:
             duration = None
         elif total_weight > 0:
-            duration = elapsed * weight / total_weight
+            duration = elapsed * (wall or 0.0) / total_weight
         else:
-            duration = elapsed / len(rows)
-        groups[(outcome, duration, fuel)] += 1
+            duration = elapsed / items
+        groups[(outcome, duration, fuel)] += n
+        outcomes[outcome] += n
+        fuel_used += fuel * n if fuel is not None else 0
     for (outcome, duration, fuel), n in groups.items():
         rec.job(queue, module, function, outcome, duration_s=duration, fuel=fuel, n=n)
-    outcomes = Counter(outcome for outcome, _, _ in rows)
-    fuel_used = sum(f for _, _, f in rows if f is not None)
     overall = next(iter(outcomes)) if len(outcomes) == 1 else "mixed"
     level = log.info if overall == SUCCEEDED else log.warning
     level("job finished", outcome=overall, outcomes=dict(outcomes), fuel=fuel_used, **fields)

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import compress, count, repeat
 from typing import Any
 
 from celery import Celery, Task
@@ -117,7 +118,7 @@ def _rerun_deadline_items(call: Call, results: list[Any], until: float | None) -
     the chunk's budget lasts)."""
     policy = RetryPolicy.from_settings(get_settings())
     for _ in range(min(policy.deadline_retries, _max_retries(call.module, call.limits))):
-        late = [i for i, r in enumerate(results) if isinstance(r, DeadlineExceeded)]
+        late = list(compress(count(), map(isinstance, results, repeat(DeadlineExceeded))))  # a pass in C
         if not late:
             break
         again = _run_steps(call, [call.payload[i] for i in late], until, first=False)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import repeat
+from typing import TypeVar, cast
 
 from ..errors import InvalidInput, InvalidOutput
 
 _U32 = struct.Struct("<I")
+A = TypeVar("A")
+B = TypeVar("B")
+E = TypeVar("E", bound=Exception)
 
 
 def encode_input(text: object, *, max_bytes: int, what: str = "input") -> bytes:
@@ -32,6 +39,41 @@ def decode_output(data: bytes, *, max_bytes: int, what: str = "output") -> str:
         raise InvalidOutput(f"{what} is not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
 
 
+def encode_inputs(inputs: Sequence[object], *, max_bytes: int) -> Sequence[bytes | InvalidInput]:
+    """`encode_input` for each input of a chunk, a refused one as its error in place. When every input is
+    plain text that encodes within the limit (the usual case) this is one pass in C, not a call per item."""
+    if {str}.issuperset(map(type, inputs)):
+        try:
+            data = list(map(str.encode, cast("Sequence[str]", inputs)))  # strict UTF-8, as in encode_input
+        except UnicodeEncodeError:
+            data = None
+        if data is not None and (not data or max(map(len, data)) <= max_bytes):
+            return data
+    return _each(partial(encode_input, max_bytes=max_bytes), inputs, InvalidInput)
+
+
+def decode_outputs(raws: Sequence[bytes], *, max_bytes: int) -> Sequence[str | InvalidOutput]:
+    """`decode_output` for each answer of a batch call, a refused one as its error in place. When every answer
+    is within the limit and valid UTF-8 (the usual case) this is one pass in C, not a call per item."""
+    if not raws or max(map(len, raws)) <= max_bytes:
+        try:
+            return list(map(str, raws, repeat("utf-8")))  # strict UTF-8, as in decode_output
+        except UnicodeDecodeError:
+            pass
+    return _each(partial(decode_output, max_bytes=max_bytes), raws, InvalidOutput)
+
+
+def _each(check: Callable[[A], B], values: Sequence[A], refused: type[E]) -> list[B | E]:
+    """`check` of every value, or the `refused` error it raised, in order: the item-by-item way."""
+    out: list[B | E] = []
+    for value in values:
+        try:
+            out.append(check(value))
+        except refused as exc:
+            out.append(exc)
+    return out
+
+
 def check_output_length(length: int, *, max_bytes: int, what: str = "output") -> None:
     """Refuse an oversize answer before copying it out of the guest."""
     if length > max_bytes:
@@ -49,24 +91,26 @@ def encode_frames(items: list[bytes]) -> bytes:
 
 def decode_frames(block: bytes, *, expected: int, max_item_bytes: int) -> list[bytes]:
     """Parse a framed answer, refusing a wrong count, a length outside the block, or trailing bytes."""
-    if len(block) < 4:
-        raise InvalidOutput(f"batch output of {len(block)} bytes has no item count")
+    size = len(block)
+    if size < 4:
+        raise InvalidOutput(f"batch output of {size} bytes has no item count")
     (count,) = _U32.unpack_from(block, 0)
     if count != expected:
         raise InvalidOutput(f"batch output has {count} items for {expected} inputs")
-    items = []
+    items: list[bytes] = []
+    append, unpack = items.append, _U32.unpack_from  # locals: this loop runs once per item of every chunk
     offset = 4
     for index in range(count):
-        if offset + 4 > len(block):
+        start = offset + 4
+        if start > size:
             raise InvalidOutput(f"batch output item {index}: length header past the end of the block")
-        (length,) = _U32.unpack_from(block, offset)
-        offset += 4
+        length = unpack(block, offset)[0]
         if length > max_item_bytes:
             raise InvalidOutput(f"batch output item {index} is {length} bytes, over the limit of {max_item_bytes}")
-        if offset + length > len(block):
+        offset = start + length
+        if offset > size:
             raise InvalidOutput(f"batch output item {index}: length {length} runs past the end of the block")
-        items.append(block[offset : offset + length])
-        offset += length
-    if offset != len(block):
-        raise InvalidOutput(f"batch output has {len(block) - offset} trailing bytes after {count} items")
+        append(block[start:offset])
+    if offset != size:
+        raise InvalidOutput(f"batch output has {size - offset} trailing bytes after {count} items")
     return items

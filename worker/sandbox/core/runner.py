@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from itertools import compress, count, repeat
+from typing import TypeVar, cast
 
 import wasmtime
 
@@ -23,10 +24,10 @@ from ..compiler import BoundedCompiler
 from ..engine import EpochTicker
 from ..guest import Guest, PublicStore
 from ..precompiled import PrecompiledCache
-from ..result import CallResult, Usage
+from ..result import CallResult, Usage, sharing
 from ..shared import ArtifactSource
 from ..traps import classify
-from ..validate import decode_output, encode_input
+from ..validate import decode_output, decode_outputs, encode_input, encode_inputs
 from ..wasi import CapturedStream
 from ..wasi_host import BoundedWasi
 from .abi import ADAPTERS, call_batch
@@ -103,48 +104,42 @@ class CoreBackend:
     ) -> list[CallResult | WasmqError]:
         """One result or typed error per input, in order; uses the batch export when the function has one."""
         compiled, fspec, lim = self.prepare(spec, function, limits)
-        results: list[CallResult | WasmqError | None] = [None] * len(inputs)
-        pending: list[tuple[int, bytes]] = []
-        for index, item in enumerate(inputs):
-            try:
-                pending.append((index, encode_input(item, max_bytes=lim.max_input_bytes)))
-            except WasmqError as exc:
-                results[index] = exc
+        encoded = encode_inputs(inputs, max_bytes=lim.max_input_bytes)
+        results: list[CallResult | WasmqError | bytes] = list(encoded)  # an input's bytes until it is answered
+        accepted = list(map(isinstance, encoded, repeat(bytes)))  # passes in C: a chunk is thousands of items
+        pending = list(compress(count(), accepted))
         if fspec.batch and len(pending) > 1:
             try:
-                batch = self._run_batch(compiled, fspec, lim, pending)
-                for (index, _), result in zip(pending, batch, strict=True):
-                    results[index] = result
-                pending = []
+                batch = self._run_batch(compiled, fspec, lim, cast("list[bytes]", list(compress(encoded, accepted))))
             except WasmqError:
                 pass  # the chunk failed as a whole: fall back to one instance per item below
-        for index, _ in pending:
+            else:
+                if len(pending) == len(results):
+                    return batch
+                for index, result in zip(pending, batch, strict=True):
+                    results[index] = result
+                pending = []
+        for index in pending:
             try:
                 results[index] = self.call(spec, function, inputs[index], limits)
             except WasmqError as exc:
                 results[index] = exc
-        return [r for r in results if r is not None]
+        return cast("list[CallResult | WasmqError]", results)  # every input answered by now
 
     def _run_batch(
-        self, compiled: CompiledModule, fspec: FunctionSpec, lim: Limits, items: list[tuple[int, bytes]]
+        self, compiled: CompiledModule, fspec: FunctionSpec, lim: Limits, items: list[bytes]
     ) -> list[CallResult | WasmqError]:
         assert fspec.batch is not None
         batch_export = fspec.batch
         chunk_limits = replace(lim, fuel=lim.fuel * len(items))
 
         def body(guest: Guest) -> list[bytes]:
-            return call_batch(guest, batch_export, [data for _, data in items], lim.max_output_bytes, False)
+            return call_batch(guest, batch_export, items, lim.max_output_bytes, False)
 
         raws, usage, _, _ = self._run(compiled, chunk_limits, body, compiled.spec.capabilities)
         n = len(raws)
         share = Usage(fuel=usage.fuel // n, wall_ms=usage.wall_ms / n, memory_bytes=usage.memory_bytes)
-        out: list[CallResult | WasmqError] = []
-        for raw in raws:
-            try:
-                out.append(CallResult(output=decode_output(raw, max_bytes=lim.max_output_bytes), usage=share))
-            except WasmqError as exc:
-                out.append(exc)
-        return out
+        return sharing(decode_outputs(raws, max_bytes=lim.max_output_bytes), share)
 
     def _run(
         self, compiled: CompiledModule, lim: Limits, body: Body[T], capabilities: Capabilities
