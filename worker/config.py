@@ -102,7 +102,7 @@ class Settings:
     queue: str = "wasmq"  # single jobs; batch chunks go to `batch_lane`, which workers take only when this is empty
     batch_queue: str | None = None  # default: the queue's name + ".batch"
     result_ttl_s: int = 86_400
-    chunk_size: int = 2000  # the largest chunk a batch sends
+    chunk_size: int = 4000  # the largest chunk a batch sends
     # A batch sizes its chunks to take about this long in the sandbox (smaller for slow functions, so that a
     # single job never waits long behind one), and keeps at most `batch_window` chunks unanswered or unread.
     chunk_target_s: float = 0.25

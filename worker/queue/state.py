@@ -13,6 +13,7 @@ stopped at `worker_shutdown`.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import socket
 import threading
@@ -156,6 +157,9 @@ def _reset_in_child() -> None:
 def on_process_init(**_: object) -> None:
     """`worker_process_init` (pool child): build this process's state and warm its sandbox."""
     current().warm()
+    # What start-up built lives as long as the process: out of the collector's sight, so that the objects a
+    # chunk makes (thousands of results) do not make every full collection walk them all again.
+    gc.freeze()
 
 
 def holder_node() -> str | None:
