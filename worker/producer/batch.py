@@ -90,7 +90,7 @@ class BatchStream:
         self._slots: deque[Slot] = deque()
         self._parts: dict[str, _Part] = {}
         self._options: dict[int, dict[str, Any]] = {}
-        self._budget = chunks.message_budget(self.settings)
+        self._message_bytes = chunks.message_budget(self.settings)
         self.budget_s = self.settings.chunk_budget_s
         client.options(self.lim, sizer.largest, self.budget_s)  # a chunk the time limits cannot allow: refused now
         self.started = time.time()
@@ -151,7 +151,7 @@ class BatchStream:
                     break
                 cost, error = self._measure(item)
                 if error is None:
-                    if positions and used + cost > self._budget:
+                    if positions and used + cost > self._message_bytes:
                         self._held = item
                         break
                     positions.append(len(texts))
@@ -176,7 +176,8 @@ class BatchStream:
         if not isinstance(item, str):
             return 0, InvalidInput(f"input {self._index} must be a string, not {type(item).__name__}")
         cost = chunks.input_cost(item)
-        return cost, chunks.too_large(self._index, cost, self._budget, self.settings) if cost > self._budget else None
+        budget = self._message_bytes
+        return cost, chunks.too_large(self._index, cost, budget, self.settings) if cost > budget else None
 
     def _send(self, slot: Slot, positions: list[int], round: int) -> None:
         from .client import Sent
