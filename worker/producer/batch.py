@@ -7,12 +7,13 @@ holds at most `window` chunks of inputs and outputs, whatever the batch's length
 reads slowly stops the sending). Chunk results are read by polling their keys (one MGET for the window) and
 deleted once read; at the end the batch leaves one summary record (`wasmq:batch:<id>`, for a day).
 
-Every chunk carries the time budget `WASMQ_CHUNK_BUDGET_S`: the inputs a worker did not reach within it are
-sent again in the same slot. Items whose outputs did not fit in their chunk's result (`ResultTooLarge`) are
-sent again in smaller chunks (chunks.repack) in the same slot, at most `MAX_RESULT_RERUNS` times. A message
-that vanished from the broker (lost.py) is sent again under its id. An input that is not a string, or that
-alone exceeds the message limit, gets its own `InvalidInput` outcome in its place; a `WasmqError` given as an
-input is passed through as that input's outcome (a line of a file that could not be read).
+A chunk of more than one step (`chunk_result.STEP` inputs) carries the time budget `WASMQ_CHUNK_BUDGET_S`:
+the inputs a worker did not reach within it are sent again in the same slot. Items whose outputs did not fit
+in their chunk's result (`ResultTooLarge`) are sent again in smaller chunks (chunks.repack) in the same slot,
+at most `MAX_RESULT_RERUNS` times. A message that vanished from the broker (lost.py) is sent again under its
+id. An input that is not a string, or that alone exceeds the message limit, gets its own `InvalidInput`
+outcome in its place; a `WasmqError` given as an input is passed through as that input's outcome (a line of a
+file that could not be read).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class BatchStream:
         self._options: dict[int, dict[str, Any]] = {}
         self._message_bytes = chunks.message_budget(self.settings)
         self.budget_s = self.settings.chunk_budget_s
-        client.options(self.lim, sizer.largest, self.budget_s)  # a chunk the time limits cannot allow: refused now
+        largest = sizer.largest
+        client.options(self.lim, largest, self._budget_for(largest))  # limits that cannot be: refused now
         self.started = time.time()
         self._down_since: float | None = None  # when the result backend became unreachable
 
@@ -188,15 +190,20 @@ class BatchStream:
             # argsrepr: what monitors show for the arguments. Celery would build it with a saferepr walk of the
             # inputs for every message (about 1 ms for 500 of them); this says the same in a few characters.
             shown = f"[{self.module!r}, {self.function!r}, <{items} inputs>, {self.limits!r}]"
-            options = {**self.client.options(self.lim, items, self.budget_s), "queue": self.settings.batch_lane,
-                       "argsrepr": shown}  # fmt: skip
+            options = {**self.client.options(self.lim, items, self._budget_for(items)),
+                       "queue": self.settings.batch_lane, "argsrepr": shown}  # fmt: skip
             self._options[items] = options
         inputs = [slot.inputs[p] for p in positions]
-        args: list[Any] = [self.module, self.function, inputs, self.limits, self.usage, self.budget_s]
+        args: list[Any] = [self.module, self.function, inputs, self.limits, self.usage, self._budget_for(items)]
         sent = Sent(CALL_MANY_TASK, args, options)
         task_id = self.client.send(sent).id
         self._parts[task_id] = _Part(slot, positions, sent, round)
         slot.open += 1
+
+    def _budget_for(self, items: int) -> float | None:
+        """A chunk's time budget: only for more inputs than one step (a single step always runs whole, so a
+        budget would only lengthen its time limits)."""
+        return self.budget_s if items > chunk_result.STEP else None
 
     # -- reading -----------------------------------------------------------------------------------------
 
