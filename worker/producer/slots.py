@@ -20,6 +20,8 @@ Meta = dict[str, Any]
 
 
 class Slot:
+    """One chunk's inputs and what is known of them so far; `done` once no message for it is unanswered."""
+
     __slots__ = ("errors", "foreign", "inputs", "meta", "open", "outputs", "usages")
 
     def __init__(self, inputs: list[str], errors: dict[int, WasmqError], foreign: set[int]) -> None:
