@@ -11,17 +11,9 @@ from __future__ import annotations
 import wasmtime
 
 from ..config import REPO_ROOT
+from ..sandbox.wasm_bytes import CUSTOM_SECTION, name, section
 
 GREETER_WAT = REPO_ROOT / "tests" / "corpora" / "hostile" / "good_wat.wat"
-
-
-def _leb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def greeter() -> bytes:
@@ -30,17 +22,14 @@ def greeter() -> bytes:
 
 def labelled(wasm: bytes, label: str) -> bytes:
     """`wasm` with a small custom section naming `label`: the same code under another sha256."""
-    name = b"wasmq-label"
-    payload = _leb128(len(name)) + name + label.encode()
-    return wasm + b"\x00" + _leb128(len(payload)) + payload
+    return wasm + section(CUSTOM_SECTION, name(b"wasmq-label") + label.encode())
 
 
 def padded_greeter(pad_bytes: int, *, label: str = "padding") -> bytes:
     """The greeter with a custom section of `pad_bytes` bytes appended (its content varies with `label`)."""
-    name = label.encode()
-    pattern = (name + b"\x00") * (pad_bytes // (len(name) + 1) + 1)
-    payload = _leb128(len(name)) + name + pattern[:pad_bytes]
-    return greeter() + b"\x00" + _leb128(len(payload)) + payload
+    text = label.encode()
+    pattern = (text + b"\x00") * (pad_bytes // (len(text) + 1) + 1)
+    return greeter() + section(CUSTOM_SECTION, name(text) + pattern[:pad_bytes])
 
 
 def costly_greeter(functions: int, ops: int) -> bytes:

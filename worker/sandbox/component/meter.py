@@ -35,6 +35,8 @@ from typing import Final
 import wasmtime
 import wasmtime.component as wc
 
+from ..wasm_bytes import leb128, name, section
+
 METER_EXPORT: Final = "wasmq-memory-pages"
 PAGE_BYTES: Final = 65536
 METER_INSTANCES: Final = 1  # core instances the meter adds to a component's store
@@ -90,13 +92,13 @@ class _Reader:
         kind = self.byte()
         if kind not in (0, 1, 2):
             raise _Unknown(f"name kind {kind}")
-        name = self.name()
+        text = self.name()
         if kind == 2:
             for _ in range(self.u32()):  # attributes: implements, version suffix, external id: each a name
                 if self.byte() not in (0, 1, 2):
                     raise _Unknown("attribute")
                 self.name()
-        return name
+        return text
 
     def externtype(self) -> tuple[int, ...]:
         kind = self.byte()
@@ -159,11 +161,11 @@ def _aliases(r: _Reader, spaces: _Spaces) -> None:
         if target not in (0, 1, 2):
             raise _Unknown(f"alias target {target}")
         instance = r.u32()  # outer: how many scopes out; (core) export: the instance
-        name = r.name() if target != 2 else b""
+        export = r.name() if target != 2 else b""
         if target == 2:
             r.u32()  # the index there
         if sort == _CORE_MEMORY and target == 1 and spaces.memory is None:
-            spaces.memory = (instance, name)
+            spaces.memory = (instance, export)
         spaces.add(sort)
 
 
@@ -239,23 +241,6 @@ def _read(wasm: bytes) -> _Spaces:
     return spaces
 
 
-def _section(section_id: int, body: bytes) -> bytes:
-    return bytes([section_id]) + _leb(len(body)) + body
-
-
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, value = value & 0x7F, value >> 7
-        out.append(b | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _name(text: bytes) -> bytes:
-    return _leb(len(text)) + text
-
-
 def with_meter(wasm: bytes) -> bytes | None:
     """`wasm` with the meter export appended; None when it cannot be added (see the module docstring)."""
     try:
@@ -266,19 +251,19 @@ def with_meter(wasm: bytes) -> bytes | None:
         raise MeterNameTaken(f"it exports {METER_EXPORT!r}, a name the host reserves for its memory meter")
     if spaces.memory is None:
         return None
-    count, (owner, name) = spaces.count, spaces.memory
-    imports = b"\x01" + _name(b"m") + _name(name) + b"\x02\x00\x00"  # (import "m" NAME (memory 0))
-    helper = b"\x00asm\x01\x00\x00\x00" + _HELPER_TYPES + _section(2, imports) + _HELPER_BODY
-    instantiate = b"\x01\x00" + _leb(count[_CORE_MODULE]) + b"\x01" + _name(b"m") + b"\x12" + _leb(owner)
+    count, (owner, memory_name) = spaces.count, spaces.memory
+    imports = b"\x01" + name(b"m") + name(memory_name) + b"\x02\x00\x00"  # (import "m" NAME (memory 0))
+    helper = b"\x00asm\x01\x00\x00\x00" + _HELPER_TYPES + section(2, imports) + _HELPER_BODY
+    instantiate = b"\x01\x00" + leb128(count[_CORE_MODULE]) + b"\x01" + name(b"m") + b"\x12" + leb128(owner)
     return b"".join(
         (
             wasm,
-            _section(1, helper),
-            _section(2, instantiate),
-            _section(6, b"\x01\x00\x00\x01" + _leb(count[_CORE_INSTANCE]) + _name(b"p")),  # alias $i "p" (core func)
-            _section(7, b"\x01\x40\x00\x00\x79"),  # (type (func (result u32)))
-            _section(8, b"\x01\x00\x00" + _leb(count[_CORE_FUNC]) + b"\x00" + _leb(count[_TYPE])),
-            _section(11, b"\x01\x00" + _name(METER_EXPORT.encode()) + b"\x01" + _leb(count[_FUNC]) + b"\x00"),
+            section(1, helper),
+            section(2, instantiate),
+            section(6, b"\x01\x00\x00\x01" + leb128(count[_CORE_INSTANCE]) + name(b"p")),  # alias $i "p" (core func)
+            section(7, b"\x01\x40\x00\x00\x79"),  # (type (func (result u32)))
+            section(8, b"\x01\x00\x00" + leb128(count[_CORE_FUNC]) + b"\x00" + leb128(count[_TYPE])),
+            section(11, b"\x01\x00" + name(METER_EXPORT.encode()) + b"\x01" + leb128(count[_FUNC]) + b"\x00"),
         )
     )
 
