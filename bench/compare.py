@@ -40,7 +40,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -57,6 +56,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "bench"))
 
 import filebatch  # noqa: E402
+from background import Background  # noqa: E402
 from celery.result import ResultSet  # noqa: E402
 
 from worker.config import Settings  # noqa: E402
@@ -101,14 +101,13 @@ class Phase:
         }
 
 
-class RssWatch:
+class RssWatch(Background):
     """Samples the RSS of a node's pool processes every 50 ms while active; keeps the peak."""
 
     def __init__(self, node: WorkerNode) -> None:
+        super().__init__()
         self.node = node
         self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         procs = self.node.pool_processes()
@@ -120,14 +119,6 @@ class RssWatch:
                     procs = self.node.pool_processes()
             if self._stop.wait(0.05):
                 return
-
-    def __enter__(self) -> RssWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def pool_rss_mb(node: WorkerNode) -> list[float]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from background import Background
 from celery import Celery
 
 from worker.config import Settings
@@ -60,22 +61,13 @@ def count_rows(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
-class SingleJobs:
+class SingleJobs(Background):
     """Submits one job every `every_s` while a batch runs; the latencies seen."""
 
     def __init__(self, settings: Settings, every_s: float = 0.5) -> None:
+        super().__init__()
         self.settings, self.every_s = settings, every_s
         self.latencies: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> SingleJobs:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         with Client(self.settings) as client:
