@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         client = stack.enter_context(Client())
         progress = BatchProgress(f"{args.module}.{args.function}", total, start=start)
         stack.callback(progress.close)
-        watch, flushed, done = time.monotonic(), time.monotonic(), start
+        flushed, done = time.monotonic(), start
         failed: Counter[str] = Counter()
         try:
             stream = client.stream(
@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
             print(f"interrupted after {done} rows; continue with --resume", file=sys.stderr)
             return INTERRUPTED
-        progress.update(done, sum(failed.values()))  # the last line says 100 %
-    summary = summarize(done - start, failed, time.monotonic() - watch)
+    summary = summarize(done - start, failed, progress.watch.seconds)  # progress.close drew the last line
     print(summary_text(summary), file=sys.stderr if not args.out else sys.stdout)
     return 0 if summary["failed"] == 0 else 1
 
