@@ -19,7 +19,7 @@ from ...config import Settings
 from ...errors import WasmqError
 from ...spec import MIB, Capabilities, FunctionSpec, Limits, ModuleSpec
 from .. import capi
-from ..backend import Requested
+from ..backend import Requested, call_each
 from ..compiler import BoundedCompiler
 from ..engine import EpochTicker
 from ..guest import Guest, PublicStore
@@ -119,11 +119,9 @@ class CoreBackend:
                 for index, result in zip(pending, batch, strict=True):
                     results[index] = result
                 pending = []
-        for index in pending:
-            try:
-                results[index] = self.call(spec, function, inputs[index], limits)
-            except WasmqError as exc:
-                results[index] = exc
+        alone = call_each(self, spec, function, [inputs[i] for i in pending], limits)
+        for index, result in zip(pending, alone, strict=True):
+            results[index] = result
         return cast("list[CallResult | WasmqError]", results)  # every input answered by now
 
     def _run_batch(
